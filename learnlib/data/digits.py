@@ -1,0 +1,55 @@
+"""scikit-learn's 8x8 handwritten digits as torch Datasets (the data ships in the wheel)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch.utils.data import Dataset
+
+DIGITS_MAX = 16.0  # pixel values of load_digits lie in [0, 16]
+
+
+def digits_split(val_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a stratified train / held-out split of the 1,797 digits."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
+    labels = load_digits().target
+    train_idx, val_idx = train_test_split(
+        np.arange(len(labels)), test_size=val_fraction, stratify=labels, random_state=seed
+    )
+    return np.sort(train_idx), np.sort(val_idx)
+
+
+class DigitsDataset(Dataset):
+    """Digits as (image, label) pairs: image float32 (1, size, size) in [-1, 1] (or [0, 1])."""
+
+    def __init__(self, split: str = "train", val_fraction: float = 0.2, seed: int = 0,
+                 size: int = 8, value_range: tuple[float, float] = (-1.0, 1.0)):
+        if split not in ("train", "val", "all"):
+            raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
+        if size < 8:
+            raise ValueError(f"size must be >= 8 (the native resolution), got {size}")
+        digits = load_digits()
+        images = torch.tensor(digits.images, dtype=torch.float32) / DIGITS_MAX  # (1797, 8, 8)
+        images = images.unsqueeze(1)  # (1797, 1, 8, 8)
+        if size != 8:
+            images = torch.nn.functional.interpolate(
+                images, size=(size, size), mode="bilinear", align_corners=False
+            ).clamp(0, 1)  # (1797, 1, size, size)
+        low, high = value_range
+        images = images * (high - low) + low
+        labels = torch.tensor(digits.target, dtype=torch.long)
+        if split != "all":
+            train_idx, val_idx = digits_split(val_fraction, seed)
+            idx = torch.as_tensor(train_idx if split == "train" else val_idx)
+            images, labels = images[idx], labels[idx]
+        self.images, self.labels = images, labels
+        self.num_classes = 10
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], self.labels[index]

@@ -1,0 +1,8 @@
+"""The training path: `compose` a config, `fit` it. Same code for notebooks, the CLI and torchrun."""
+
+from learnlib.train.config import compose, list_experiments
+from learnlib.train.errors import CheckpointError, ConfigError, NonFiniteLossError
+from learnlib.train.trainer import FitResult, build_model, fit, load_model
+
+__all__ = ["compose", "fit", "list_experiments", "load_model", "build_model", "FitResult",
+           "CheckpointError", "ConfigError", "NonFiniteLossError"]

@@ -1,0 +1,13 @@
+"""Exceptions of the training path, each with a message that says what to do."""
+
+
+class ConfigError(ValueError):
+    """An experiment name or a config key that does not exist."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read or does not fit the model."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite."""

@@ -1,0 +1,87 @@
+"""Rank-0 run logging: CSV, TensorBoard and a curves PNG at the end."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+
+class RunLogger:
+    """Writes scalars to metrics.csv (step, key, value) and TensorBoard; keeps a history."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True, tensorboard: bool = True, append: bool = False):
+        self.run_dir, self.enabled = Path(run_dir), enabled
+        self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        self._writer = None
+        self._csv = None
+        if not enabled:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / "metrics.csv"
+        new_file = not (append and path.exists())
+        self._csv_file = open(path, "w" if new_file else "a", newline="")
+        self._csv = csv.writer(self._csv_file)
+        if new_file:
+            self._csv.writerow(["step", "key", "value"])
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+
+    def log(self, step: int, scalars: dict[str, float]) -> None:
+        for key, value in scalars.items():
+            value = float(value)
+            self.history[key].append((step, value))
+            if self.enabled:
+                self._csv.writerow([step, key, f"{value:.6g}"])
+                if self._writer is not None:
+                    self._writer.add_scalar(key, value, step)
+        if self.enabled:
+            self._csv_file.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._csv is not None:
+            self._csv_file.close()
+            self._csv = None
+
+
+def read_metrics_csv(path: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """The history stored in a run's metrics.csv: key -> [(step, value), ...]."""
+    history: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            history[row["key"]].append((int(row["step"]), float(row["value"])))
+    return dict(history)
+
+
+def plot_curves(history: dict[str, list[tuple[int, float]]], path: str | Path | None = None, title: str = ""):
+    """Loss curves (left) and validation metrics (right); saved to `path` when given."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for key, points in sorted(history.items()):
+        if not points or key.endswith("lr") or key.endswith("grad_norm"):
+            continue
+        steps, values = zip(*points)
+        target = ax_loss if "loss" in key else ax_metric
+        target.plot(steps, values, label=key, marker="." if key.startswith("val/") else None)
+    ax_loss.set(xlabel="optimizer step", ylabel="loss", title="loss")
+    ax_metric.set(xlabel="optimizer step", title="validation metrics")
+    for ax in (ax_loss, ax_metric):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+    return fig
