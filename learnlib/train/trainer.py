@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from learnlib import models
 from learnlib.data import build_datasets
@@ -185,7 +185,7 @@ def _fit(cfg: DictConfig, info) -> FitResult:
 
     start_time = time.perf_counter()
     progress = tqdm(total=t.max_steps, initial=step, disable=not (info.is_main and t.progress),
-                    desc=cfg.name, dynamic_ncols=True)
+                    desc=cfg.name, dynamic_ncols=True, mininterval=1.0)
     model.train()
     batches_per_epoch = len(train_set) // t.batch_size * t.grad_accum
     data_iter = None

@@ -1,0 +1,66 @@
+# learnlib course: `make train` and `make test` create .venv and install on first use.
+#
+# CPU (laptop, CI): the defaults install PyTorch's CPU-friendly pin below.
+# GPU: `make install TORCH=torch EXTRAS=course,paddle,mesh,dev,gpu`, or follow the README.
+
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= torch==2.13.0
+EXTRAS ?= course,paddle,mesh,dev
+ARGS   ?=
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(subst /,_,$(subst =,_,$(TORCH)))-$(subst $(comma),_,$(EXTRAS))
+comma  := ,
+
+NOTEBOOKS := $(wildcard notebooks/*.ipynb) $(wildcard solutions/*.ipynb)
+
+.PHONY: install train test test-slow lab notebooks exercises benchmarks clean help
+
+help:
+	@echo "make train       train the default experiment (ARGS='experiment=NAME key=value ...')"
+	@echo "make test        unit tests + every notebook and solution under pytest --nbval"
+	@echo "make test-slow   the slow tests (retraining the stored checkpoints)"
+	@echo "make lab         JupyterLab on the course"
+	@echo "make notebooks   re-execute and store every notebook and solution, then regenerate exercises"
+	@echo "make exercises   regenerate exercises/ from solutions/"
+	@echo "make benchmarks  run the CPU benchmarks and append to benchmarks/RESULTS.md"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/python -m learnlib.train $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest tests -p no:nbval -o addopts="-ra" -m slow $(ARGS)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab
+
+notebooks: $(STAMP)
+	cd notebooks && for nb in *.ipynb; do \
+	  ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=900 --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; done
+	cd solutions && for nb in *.ipynb; do \
+	  ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=900 --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; done
+	$(MAKE) exercises
+
+exercises: $(STAMP)
+	$(BIN)/python -m learnlib.exercises
+
+benchmarks: $(STAMP)
+	for script in benchmarks/bench_*.py; do $(BIN)/python "$$script" || exit 1; done
+
+clean:
+	rm -rf runs notebooks/runs solutions/runs .pytest_cache
