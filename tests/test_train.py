@@ -196,3 +196,31 @@ def test_cli_bad_experiment_exits_with_message():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 1
     assert "valid experiments" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path):
+    result = fit(compose("mlp_digits", [f"run_dir={tmp_path}", "trainer.max_steps=150",
+                                        "trainer.precision=bf16", *QUIET]))
+    assert result.metrics["val/accuracy"] > 0.9
+
+
+def test_fp16_on_cpu_is_refused_with_advice(tmp_path):
+    with pytest.raises(ValueError, match="use bf16 on CPU"):
+        fit(small_cfg(tmp_path, "trainer.precision=fp16", "trainer.device=cpu"))
+
+
+def test_ema_weights_are_saved_and_loaded(tmp_path):
+    result = fit(small_cfg(tmp_path, "trainer.ema_decay=0.9"))
+    state = load_checkpoint(result.checkpoint)
+    ema = {k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")}
+    assert ema.keys() == state["model"].keys()
+    assert any(not torch.equal(ema[k], state["model"][k]) for k in ema)
+    loaded = load_model(result.checkpoint).state_dict()
+    assert all(torch.equal(loaded[k], ema[k]) for k in loaded)
+
+
+def test_learning_rate_warms_up_then_decays(tmp_path):
+    result = fit(small_cfg(tmp_path, "trainer.log_every=1", "trainer.warmup_steps=4", "trainer.max_steps=12"))
+    lrs = [lr for _, lr in result.history["train/lr"]]
+    peak = max(lrs)
+    assert lrs.index(peak) == 3 and lrs[0] < peak and lrs[-1] < 0.1 * peak
