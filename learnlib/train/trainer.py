@@ -120,6 +120,7 @@ def _fit(cfg: DictConfig, info) -> FitResult:
         print(f"note: starting a fresh run in {run_dir}; its old checkpoints will be replaced "
               "(pass resume=true to continue it instead)")
 
+    _autocast(t.precision, info.device)  # validates trainer.precision before anything is built
     seed_everything(cfg.seed)
     train_set, val_set = build_datasets(cfg.data)
     micro_batch = _check_batching(cfg, info.world_size, len(train_set))
