@@ -1,0 +1,20 @@
+"""Shared layers: attention with backend dispatch, MLP, stochastic depth, patch embedding, blocks."""
+
+from learnlib.nn.attention import Attention, attention_weights, resolve_backend, scaled_dot_product_attention
+from learnlib.nn.block import Block
+from learnlib.nn.drop_path import DropPath, drop_path
+from learnlib.nn.mlp import Mlp
+from learnlib.nn.patch_embed import PatchEmbed, patchify
+
+__all__ = [
+    "Attention",
+    "Block",
+    "DropPath",
+    "Mlp",
+    "PatchEmbed",
+    "attention_weights",
+    "drop_path",
+    "patchify",
+    "resolve_backend",
+    "scaled_dot_product_attention",
+]

@@ -1,0 +1,236 @@
+"""Vision Transformer (Dosovitskiy et al., 2021) with timm's config names and state-dict layout.
+
+A timm `VisionTransformer` state dict of the same config loads with `load_state_dict`;
+`from_paddle_state_dict` converts the course's PaddlePaddle version (learnlib.vit_paddle).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+from torch import nn
+
+from learnlib.models import register
+from learnlib.nn.block import Block
+from learnlib.nn.patch_embed import PatchEmbed, patchify
+
+__all__ = [
+    "ClassifierMlp",
+    "ViT",
+    "VisionTransformer",
+    "from_paddle_state_dict",
+    "patchify",
+    "zero_one_layernorm_init",
+]
+
+
+class ClassifierMlp(nn.Module):
+    """Two-layer classification head fc1 -> ReLU -> dropout -> fc2 (the Paddle seed's `Classify`)."""
+
+    def __init__(self, in_features: int, hidden: int, num_classes: int, drop: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden)
+        self.act = nn.ReLU()
+        self.drop = nn.Dropout(drop)
+        self.fc2 = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.drop(self.act(self.fc1(x))))
+
+
+class VisionTransformer(nn.Module):
+    """Image (B, in_chans, img_size, img_size) -> logits (B, num_classes).
+
+    Patches are embedded by a strided convolution, a class token is prepended
+    (`class_token`), learned position embeddings are added, `depth` pre-norm blocks run,
+    and the head reads the class token (`global_pool='token'`) or the mean of the patch
+    tokens (`'avg'`, normalized by `fc_norm` as in timm). `head_hidden` (int) makes the
+    head Linear-ReLU-Linear; `num_classes=0` returns pooled features.
+    """
+
+    def __init__(self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3,
+                 num_classes: int = 1000, embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
+                 mlp_ratio: float = 4.0, qkv_bias: bool = True, class_token: bool = True,
+                 global_pool: str = "token", drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.0, head_hidden: int | None = None, norm_eps: float = 1e-6,
+                 attn_backend: str = "auto"):
+        super().__init__()
+        if global_pool not in ("token", "avg"):
+            raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
+        if global_pool == "token" and not class_token:
+            raise ValueError("global_pool='token' needs class_token=True")
+        self.num_classes, self.global_pool = num_classes, global_pool
+        self.embed_dim = self.num_features = embed_dim
+        self.num_prefix_tokens = 1 if class_token else 0
+
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        num_tokens = self.patch_embed.num_patches + self.num_prefix_tokens
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, embed_dim))
+        self.pos_drop = nn.Dropout(drop_rate)
+        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # grows with depth
+        self.blocks = nn.Sequential(*[
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, proj_drop=drop_rate, attn_drop=attn_drop_rate,
+                  drop_path=rate, norm_eps=norm_eps, attn_backend=attn_backend)
+            for rate in rates
+        ])
+        use_fc_norm = global_pool == "avg"
+        self.norm = nn.Identity() if use_fc_norm else nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.fc_norm = nn.LayerNorm(embed_dim, eps=norm_eps) if use_fc_norm else nn.Identity()
+        self.head_drop = nn.Dropout(drop_rate)
+        if num_classes <= 0:
+            self.head = nn.Identity()
+        elif head_hidden:
+            self.head = ClassifierMlp(embed_dim, head_hidden, num_classes, drop_rate)
+        else:
+            self.head = nn.Linear(embed_dim, num_classes)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """timm's default init: truncated normal (std .02) for position embeddings and Linear
+        weights, zero biases, a near-zero class token; LayerNorms and the patch conv keep
+        PyTorch's defaults (ones/zeros and Kaiming-uniform)."""
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=1e-6)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        """Parameter names usually excluded from weight decay."""
+        return {"pos_embed", "cls_token"}
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x)  # (B, N, D)
+        if self.cls_token is not None:
+            cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, D)
+            x = torch.cat([cls, x], dim=1)  # (B, 1+N, D)
+        return self.pos_drop(x + self.pos_embed)  # (B, T, D)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) -> normalized tokens (B, T, D), T = prefix tokens + patches."""
+        return self.norm(self.blocks(self._embed(x)))  # (B, T, D)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Tokens (B, T, D) -> logits (B, num_classes), or pooled features (B, D) if pre_logits."""
+        if x.dim() != 3 or x.shape[-1] != self.embed_dim:
+            raise ValueError(f"forward_head expects tokens (B, T, {self.embed_dim}), got {tuple(x.shape)}")
+        if self.global_pool == "token":
+            x = x[:, 0]  # (B, D)
+        else:
+            x = x[:, self.num_prefix_tokens:].mean(dim=1)  # (B, D)
+        x = self.head_drop(self.fc_norm(x))
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    @torch.no_grad()
+    def get_attention_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Attention weights of every block for images x: a list of (B, heads, T, T), computed
+        with the explicit (math) attention and without gradients."""
+        tokens = self._embed(x)  # (B, T, D)
+        maps = []
+        for block in self.blocks:
+            tokens, attn = block(tokens, return_attention=True)
+            maps.append(attn)
+        return maps
+
+
+ViT = VisionTransformer
+
+
+def zero_one_layernorm_init(model: nn.Module) -> nn.Module:
+    """Set the LayerNorms inside the encoder blocks to weight 0, bias 1 (in place) and return
+    `model`: the initialization of the course's Paddle seed code. Every block then sees
+    the same constant vector for every token, so at the start the class token carries no
+    information about the image and training from scratch stalls."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.LayerNorm) and name.startswith("blocks."):
+            nn.init.zeros_(module.weight)
+            nn.init.ones_(module.bias)
+    return model
+
+
+# Paddle name (regex) -> torch name; Linear weights are transposed (Paddle stores [in, out]).
+_PADDLE_TO_TORCH = [
+    (r"patch_embedding\.conv\.(weight|bias)", r"patch_embed.proj.\1"),
+    (r"patch_embedding\.class_token", "cls_token"),
+    (r"patch_embedding\.position_embedding", "pos_embed"),
+    (r"encoder\.layers\.(\d+)\.attn_norm\.(weight|bias)", r"blocks.\1.norm1.\2"),
+    (r"encoder\.layers\.(\d+)\.attn\.(qkv|proj)\.(weight|bias)", r"blocks.\1.attn.\2.\3"),
+    (r"encoder\.layers\.(\d+)\.mlp_norm\.(weight|bias)", r"blocks.\1.norm2.\2"),
+    (r"encoder\.layers\.(\d+)\.mlp\.(fc1|fc2)\.(weight|bias)", r"blocks.\1.mlp.\2.\3"),
+    (r"encoder\.norm\.(weight|bias)", r"norm.\1"),
+    (r"classifier\.(fc1|fc2)\.(weight|bias)", r"head.\1.\2"),
+]
+_PADDLE_LINEAR_WEIGHT = re.compile(r"\.(qkv|proj|fc1|fc2)\.weight$")
+
+
+def from_paddle_state_dict(paddle_state: dict) -> dict[str, torch.Tensor]:
+    """Convert a `learnlib.vit_paddle.ViT` state dict (values numpy arrays or paddle Tensors)
+    to the names and layouts of `VisionTransformer(head_hidden=...)`."""
+    out: dict[str, torch.Tensor] = {}
+    unknown = []
+    for name, value in paddle_state.items():
+        array = np.array(value.numpy() if hasattr(value, "numpy") else value)  # a private copy
+        for pattern, target in _PADDLE_TO_TORCH:
+            if re.fullmatch(pattern, name):
+                torch_name = re.sub(pattern, target, name)
+                break
+        else:
+            unknown.append(name)
+            continue
+        tensor = torch.from_numpy(array)
+        if _PADDLE_LINEAR_WEIGHT.search(name):
+            if tensor.dim() != 2:
+                raise ValueError(f"{name}: expected a 2-D Linear weight [in, out], got {tuple(tensor.shape)}")
+            tensor = tensor.t().contiguous()  # [in, out] -> (out, in)
+        out[torch_name] = tensor
+    if unknown:
+        raise KeyError(f"parameters with no torch counterpart: {unknown}")
+    return out
+
+
+def _build(defaults: dict, overrides: dict) -> VisionTransformer:
+    return VisionTransformer(**{**defaults, **overrides})
+
+
+@register("vit_tiny_patch16_224")
+def vit_tiny_patch16_224(**overrides) -> VisionTransformer:
+    """ViT-Ti/16 at 224 (5.7 M parameters)."""
+    return _build({"patch_size": 16, "embed_dim": 192, "depth": 12, "num_heads": 3}, overrides)
+
+
+@register("vit_small_patch16_224")
+def vit_small_patch16_224(**overrides) -> VisionTransformer:
+    """ViT-S/16 at 224 (22.1 M parameters)."""
+    return _build({"patch_size": 16, "embed_dim": 384, "depth": 12, "num_heads": 6}, overrides)
+
+
+@register("vit_base_patch16_224")
+def vit_base_patch16_224(**overrides) -> VisionTransformer:
+    """ViT-B/16 at 224 (86,567,656 parameters, as in the paper and timm)."""
+    return _build({"patch_size": 16, "embed_dim": 768, "depth": 12, "num_heads": 12}, overrides)
+
+
+@register("paddle_vit_base")
+def paddle_vit_base(**overrides) -> VisionTransformer:
+    """The course's PaddlePaddle ViT-B/16 in PyTorch: a Linear-ReLU-Linear head of width 768
+    (87,158,248 parameters); loads weights through `from_paddle_state_dict`."""
+    return _build({"patch_size": 16, "embed_dim": 768, "depth": 12, "num_heads": 12, "head_hidden": 768},
+                  overrides)
+
+
+@register("vit_digits")
+def vit_digits(**overrides) -> VisionTransformer:
+    """A small ViT for 8x8 one-channel scikit-learn digits: 2x2 patches, 16 tokens."""
+    return _build({"img_size": 8, "patch_size": 2, "in_chans": 1, "num_classes": 10, "embed_dim": 64,
+                   "depth": 4, "num_heads": 4, "mlp_ratio": 2.0, "global_pool": "avg", "drop_rate": 0.1},
+                  overrides)
