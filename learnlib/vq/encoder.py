@@ -1,0 +1,74 @@
+"""Convolutional encoder of the VQ-VAE: image (B, 3, H, W) -> features (B, z, H/2^(n-1), W/2^(n-1))."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from learnlib.vq.blocks import AttnBlock, Downsample2x, MidBlock, ResnetBlock, group_norm
+
+
+class EncoderLevel(nn.Module):
+    """One resolution of the encoder: residual blocks, optional attention after each, then downsampling."""
+
+    def __init__(self, in_ch: int, out_ch: int, num_blocks: int, dropout: float, use_attn: bool,
+                 downsample: bool, norm_groups: int):
+        super().__init__()
+        self.block = nn.ModuleList()
+        self.attn = nn.ModuleList()
+        for i in range(num_blocks):
+            self.block.append(ResnetBlock(in_ch if i == 0 else out_ch, out_ch, dropout, norm_groups))
+            if use_attn:
+                self.attn.append(AttnBlock(out_ch, norm_groups))
+        if downsample:
+            self.downsample = Downsample2x(out_ch)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for i, block in enumerate(self.block):
+            h = block(h)
+            if len(self.attn) > 0:
+                h = self.attn[i](h)
+        if hasattr(self, "downsample"):
+            h = self.downsample(h)
+        return h
+
+
+class Encoder(nn.Module):
+    """conv_in, one level per entry of `ch_mult` (all but the last downsample by 2), mid block, conv_out.
+
+    Attention runs inside the last (lowest-resolution) level when `using_sa`, and in the
+    mid block when `using_mid_sa`, as in the VQGAN f16 configuration.
+    """
+
+    def __init__(self, *, ch: int = 128, ch_mult: tuple[int, ...] = (1, 2, 4, 8), num_res_blocks: int = 2,
+                 dropout: float = 0.0, in_channels: int = 3, z_channels: int = 32, double_z: bool = False,
+                 using_sa: bool = True, using_mid_sa: bool = True, norm_groups: int = 32):
+        super().__init__()
+        self.ch, self.in_channels, self.num_res_blocks = ch, in_channels, num_res_blocks
+        self.num_resolutions = len(ch_mult)
+        self.downsample_ratio = 2 ** (self.num_resolutions - 1)
+        self.conv_in = nn.Conv2d(in_channels, ch, kernel_size=3, stride=1, padding=1)
+        in_mult = (1,) + tuple(ch_mult)
+        self.down = nn.ModuleList()
+        last = self.num_resolutions - 1
+        for level, mult in enumerate(ch_mult):
+            self.down.append(EncoderLevel(
+                ch * in_mult[level], ch * mult, num_res_blocks, dropout,
+                use_attn=using_sa and level == last, downsample=level != last, norm_groups=norm_groups,
+            ))
+        block_in = ch * ch_mult[-1]
+        self.mid = MidBlock(block_in, dropout, using_mid_sa, norm_groups)
+        self.norm_out = group_norm(block_in, norm_groups)
+        self.conv_out = nn.Conv2d(block_in, 2 * z_channels if double_z else z_channels, 3, stride=1, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"Encoder expects images (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        if x.shape[-1] % self.downsample_ratio or x.shape[-2] % self.downsample_ratio:
+            raise ValueError(f"image size {tuple(x.shape[-2:])} must be divisible by {self.downsample_ratio}")
+        h = self.conv_in(x)
+        for level in self.down:
+            h = level(h)
+        h = self.mid(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
