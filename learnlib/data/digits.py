@@ -23,10 +23,14 @@ def digits_split(val_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, 
 
 
 class DigitsDataset(Dataset):
-    """Digits as (image, label) pairs: image float32 (1, size, size) in [-1, 1] (or [0, 1])."""
+    """Digits as (image, label) pairs: image float32 (1, size, size) in `value_range`.
+
+    `max_shift` > 0 translates each item by a random number of pixels in [-max_shift, max_shift]
+    along each axis (background fills the border): a cheap augmentation for training.
+    """
 
     def __init__(self, split: str = "train", val_fraction: float = 0.2, seed: int = 0,
-                 size: int = 8, value_range: tuple[float, float] = (-1.0, 1.0)):
+                 size: int = 8, value_range: tuple[float, float] = (-1.0, 1.0), max_shift: int = 0):
         if split not in ("train", "val", "all"):
             raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
         if size < 8:
@@ -45,11 +49,25 @@ class DigitsDataset(Dataset):
             train_idx, val_idx = digits_split(val_fraction, seed)
             idx = torch.as_tensor(train_idx if split == "train" else val_idx)
             images, labels = images[idx], labels[idx]
+        if max_shift < 0:
+            raise ValueError(f"max_shift must be >= 0, got {max_shift}")
         self.images, self.labels = images, labels
-        self.num_classes = 10
+        self.num_classes, self.max_shift, self.background = 10, max_shift, low
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[index], self.labels[index]
+        image = self.images[index]
+        if self.max_shift:
+            image = random_shift(image, self.max_shift, self.background)
+        return image, self.labels[index]
+
+
+def random_shift(image: torch.Tensor, max_shift: int, fill: float) -> torch.Tensor:
+    """`image` (C, H, W) translated by random integers in [-max_shift, max_shift] (torch's global RNG)."""
+    dy, dx = (torch.randint(-max_shift, max_shift + 1, (2,))).tolist()
+    size_h, size_w = image.shape[1:]
+    padded = torch.nn.functional.pad(image, (max_shift,) * 4, value=fill)  # (C, H + 2s, W + 2s)
+    top, left = max_shift - dy, max_shift - dx
+    return padded[:, top : top + size_h, left : left + size_w]  # (C, H, W)

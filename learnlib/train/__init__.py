@@ -2,7 +2,8 @@
 
 from learnlib.train.config import compose, list_experiments
 from learnlib.train.errors import CheckpointError, ConfigError, NonFiniteLossError
-from learnlib.train.trainer import FitResult, build_model, fit, load_model
+from learnlib.train.export import export_checkpoint, load_model
+from learnlib.train.trainer import FitResult, build_model, fit
 
-__all__ = ["compose", "fit", "list_experiments", "load_model", "build_model", "FitResult",
+__all__ = ["compose", "fit", "list_experiments", "load_model", "export_checkpoint", "build_model", "FitResult",
            "CheckpointError", "ConfigError", "NonFiniteLossError"]

@@ -13,6 +13,9 @@ from learnlib.train.errors import ConfigError
 
 CONFIG_MODULE = "learnlib.configs"
 
+# ${scale_lr:tblr,batch_size} = tblr * batch_size / 256: the linear learning-rate scaling rule.
+OmegaConf.register_new_resolver("scale_lr", lambda tblr, batch: float(tblr) * float(batch) / 256, replace=True)
+
 
 def list_experiments() -> list[str]:
     """Names of the experiments in learnlib/configs/experiment/."""

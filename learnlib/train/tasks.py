@@ -7,6 +7,7 @@ over the held-out set (and over ranks). Chapters register their tasks here.
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import torch
@@ -32,6 +33,10 @@ def build_task(cfg) -> "Task":
     name = cfg.get("name")
     if name not in _TASKS:
         raise KeyError(f"unknown task {name!r}; available tasks: {', '.join(sorted(_TASKS))}")
+    accepted = [p for p in inspect.signature(_TASKS[name].__init__).parameters if p != "self"]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(f"task {name!r} has no option(s) {unknown}; its options are {accepted}")
     return _TASKS[name](**kwargs)
 
 

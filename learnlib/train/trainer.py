@@ -26,6 +26,7 @@ from learnlib.train.logger import RunLogger, plot_curves
 from learnlib.train.optim import build_optimizer
 from learnlib.train.sampler import ResumableDistributedSampler
 from learnlib.train.schedule import build_scheduler
+from learnlib.train import generative_tasks  # noqa: F401  (registers the vqvae and var tasks)
 from learnlib.train.tasks import build_task, move_to
 
 
@@ -121,6 +122,8 @@ def _fit(cfg: DictConfig, info) -> FitResult:
               "(pass resume=true to continue it instead)")
 
     _autocast(t.precision, info.device)  # validates trainer.precision before anything is built
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
     seed_everything(cfg.seed)
     train_set, val_set = build_datasets(cfg.data)
     micro_batch = _check_batching(cfg, info.world_size, len(train_set))
@@ -267,17 +270,3 @@ def _fit(cfg: DictConfig, info) -> FitResult:
     return FitResult(metrics=metrics, checkpoint=last_path if last_path.exists() else None,
                      best_checkpoint=best_path if best_path.exists() else None, run_dir=run_dir,
                      steps=step, seconds=seconds, history=dict(logger.history))
-
-
-def load_model(checkpoint: str | Path, ema: bool = True) -> torch.nn.Module:
-    """The model stored in a learnlib checkpoint (EMA weights when present), in eval mode."""
-    state = load_checkpoint(checkpoint)
-    cfg = OmegaConf.create(state["config"])
-    model = build_model(cfg)
-    weights = state["model"]
-    if ema and state.get("ema") is not None:
-        weights = {k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")}
-    load_model_state(model, weights, str(checkpoint))
-    return model.eval()
-
-
