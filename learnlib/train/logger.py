@@ -59,13 +59,15 @@ def read_metrics_csv(path: str | Path) -> dict[str, list[tuple[int, float]]]:
 
 def plot_curves(history: dict[str, list[tuple[int, float]]], path: str | Path | None = None, title: str = ""):
     """Loss curves (left) and validation metrics (right); saved to `path` when given."""
-    import matplotlib
+    if path is not None:  # a figure of its own: saving never touches the caller's backend or pyplot state
+        from matplotlib.figure import Figure
 
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+        fig = Figure(figsize=(10, 3.5))
+        ax_loss, ax_metric = fig.subplots(1, 2)
+    else:
+        import matplotlib.pyplot as plt
 
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.5))
+        fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.5))
     for key, points in sorted(history.items()):
         if not points or key.endswith("lr") or key.endswith("grad_norm"):
             continue
@@ -83,5 +85,4 @@ def plot_curves(history: dict[str, list[tuple[int, float]]], path: str | Path | 
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=100)
-        plt.close(fig)
     return fig
