@@ -59,9 +59,29 @@ def sample_mesh_path(name: str) -> Path:
     return files[name]
 
 
-def load_sample_mesh(name: str = "bunny"):
-    """A sample mesh as a `trimesh.Trimesh` (a fresh copy each call)."""
-    return _load(str(sample_mesh_path(name))).copy()
+# Rotations that turn the named axis of a file into +z (the world of learnlib.splat is z-up).
+_TO_Z_UP = {
+    "z": np.eye(3),
+    "y": np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]),  # (x, y, z) -> (x, -z, y)
+    "x": np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]),  # (x, y, z) -> (-z, y, x)
+}
+
+
+def load_sample_mesh(name: str = "bunny", up_axis: str = "z"):
+    """A sample mesh as a `trimesh.Trimesh` (a fresh copy each call).
+
+    `up_axis` names the file's axis that points up ("x", "y" or "z"); the mesh is rotated so that
+    it becomes +z, the up of `learnlib.splat` cameras. pymeshlab's bunny is y-up:
+    `load_sample_mesh("bunny", up_axis="y")` stands it upright.
+    """
+    if up_axis not in _TO_Z_UP:
+        raise ValueError(f"up_axis must be one of {sorted(_TO_Z_UP)}, got {up_axis!r}")
+    mesh = _load(str(sample_mesh_path(name))).copy()
+    if up_axis != "z":
+        transform = np.eye(4)
+        transform[:3, :3] = _TO_Z_UP[up_axis]
+        mesh.apply_transform(transform)
+    return mesh
 
 
 @functools.lru_cache(maxsize=8)
