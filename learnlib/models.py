@@ -7,7 +7,7 @@ notebooks all call `create(name, **overrides)`.
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

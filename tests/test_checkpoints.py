@@ -11,9 +11,9 @@ from torch.utils.data import DataLoader
 
 from learnlib.data import build_datasets
 from learnlib.train import compose, fit, load_model
+from learnlib.train.distributed import DistInfo
 from learnlib.train.tasks import build_task
 from learnlib.train.trainer import evaluate
-from learnlib.train.distributed import DistInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = sorted(p for p in (ROOT / "checkpoints").iterdir() if (p / "metrics.json").exists())

@@ -8,13 +8,13 @@ over the held-out set (and over ranks). Chapters register their tasks here.
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-_TASKS: dict[str, Callable[..., "Task"]] = {}
+_TASKS: dict[str, Callable[..., Task]] = {}
 
 
 def register_task(name: str):
@@ -27,7 +27,7 @@ def register_task(name: str):
     return decorator
 
 
-def build_task(cfg) -> "Task":
+def build_task(cfg) -> Task:
     """The task named by `cfg.name`, built with the other keys of `cfg`."""
     kwargs = {k: v for k, v in dict(cfg).items() if k != "name"}
     name = cfg.get("name")

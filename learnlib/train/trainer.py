@@ -18,15 +18,24 @@ from tqdm import tqdm
 
 from learnlib import models
 from learnlib.data import build_datasets
-from learnlib.train import distributed
-from learnlib.train.checkpoint import (FORMAT, atomic_copy, atomic_save, load_checkpoint,
-                                       load_model_state, rng_state, set_rng_state)
+from learnlib.train import (
+    distributed,
+    generative_tasks,  # noqa: F401  (registers the vqvae and var tasks)
+)
+from learnlib.train.checkpoint import (
+    FORMAT,
+    atomic_copy,
+    atomic_save,
+    load_checkpoint,
+    load_model_state,
+    rng_state,
+    set_rng_state,
+)
 from learnlib.train.errors import NonFiniteLossError
 from learnlib.train.logger import RunLogger, plot_curves
 from learnlib.train.optim import build_optimizer
 from learnlib.train.sampler import ResumableDistributedSampler
 from learnlib.train.schedule import build_scheduler
-from learnlib.train import generative_tasks  # noqa: F401  (registers the vqvae and var tasks)
 from learnlib.train.tasks import build_task, move_to
 
 
