@@ -27,16 +27,9 @@ import torch
 from learnlib.data.meshes import load_sample_mesh, normalize_to_unit_cube
 from learnlib.splat import hammersley_cameras
 from learnlib.splat.fit import color_by_normals, fit_gaussians, initial_points, mesh_targets
+from machine import cpu_model
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from learnlib.splat import composite_front_to_back, gaussian_alpha, orbit_cameras, rasterize
+from machine import cpu_model
 
 SIZE = 64
 
@@ -75,14 +76,6 @@ def time_fwd_bwd(fn, params, cams, repeats: int):
     return statistics.median(fwd), statistics.median(bwd), statistics.median(cpu), pairs, img.detach()
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

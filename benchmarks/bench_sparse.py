@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from learnlib.sparse import (
     window_partition,
 )
 from learnlib.sparse.windows import sparse_window_partition
+from machine import cpu_model
 
 THREADS = 2
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -58,14 +58,6 @@ def best_times(fns: dict, repeats: int) -> dict:
     return times
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

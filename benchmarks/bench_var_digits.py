@@ -15,7 +15,6 @@ import argparse
 import datetime
 import os
 import platform
-import statistics
 import time
 from pathlib import Path
 
@@ -25,28 +24,11 @@ from learnlib.data.digits import DigitsDataset
 from learnlib.train import load_model
 from learnlib.var import autoregressive_sample
 from learnlib.var.evaluate import class_consistency, to_classifier_input
+from machine import cpu_model, timed
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
-def timed(fn, repeats: int) -> tuple[float, float]:
-    """Median wall seconds and median process CPU seconds of `repeats` calls (after one warm-up)."""
-    fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-    return statistics.median(walls), statistics.median(cpus)
 
 
 def main() -> None:

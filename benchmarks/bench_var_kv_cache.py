@@ -12,14 +12,13 @@ import argparse
 import datetime
 import os
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
 from learnlib.var import VAR, autoregressive_sample, var_loss
 from learnlib.vq import MultiScaleResidualQuantizer
+from machine import cpu_model, timed
 
 SCHEDULES = {
     "VAR 10 scales (1..16)": (1, 2, 3, 4, 5, 6, 8, 10, 13, 16),
@@ -27,26 +26,8 @@ SCHEDULES = {
 }
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
-def timed(fn, repeats: int) -> tuple[float, float]:
-    """Median wall seconds and median process CPU seconds of `repeats` calls (after one warm-up)."""
-    fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-    return statistics.median(walls), statistics.median(cpus)
 
 
 def build(patch_nums, depth: int, width: int):

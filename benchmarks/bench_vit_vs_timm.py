@@ -28,19 +28,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from learnlib.models import count_parameters, create
+from machine import cpu_model
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or platform's guess elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def train_step(model, optimizer, x, y) -> None:
