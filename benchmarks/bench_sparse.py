@@ -3,7 +3,9 @@
 (a) `window_partition` vs `naive_window_partition` at ~20k and ~200k voxels.
 (b) sparse windowed self-attention at ~20k voxels, 8 heads x 64, window 8 (and window 4,
     many small windows), fp32: the per-window loop vs the padded and the length-bucketed
-    sdpa backends.
+    sdpa backends, and FlexAttention (compiled) with a block-diagonal BlockMask built from
+    the partition's cu_seqlens, measured here to choose the CPU backend (the library keeps
+    the faster: sdpa_bucketed).
 Voxels are thin spherical shells (surface-like occupancy, as in TRELLIS structured
 latents). Prints a table and appends a dated section to benchmarks/RESULTS.md.
 
@@ -25,10 +27,11 @@ from learnlib.sparse import (
     sparse_windowed_self_attention,
     window_partition,
 )
-from learnlib.sparse.windows import sparse_window_partition
+from learnlib.sparse.windows import Partition, sparse_window_partition
 from machine import cpu_model
 
 THREADS = 2
+FLEX_BLOCKS = (32, 64)  # FlexAttention block sizes tried (its default, 128, wastes most of each block here)
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
@@ -60,10 +63,54 @@ def best_times(fns: dict, repeats: int) -> dict:
 
 
 
+def block_diagonal_mask(part: Partition, block: int):
+    """FlexAttention BlockMask of attention within groups, over the voxels sorted by group.
+
+    Query block i only visits the key blocks spanned by the groups it touches; the mask_mod
+    settles the partial blocks. Built from cu_seqlens directly (create_block_mask would
+    evaluate all N x N pairs).
+    """
+    from torch.nn.attention.flex_attention import BlockMask
+
+    n = part.fwd.shape[0]
+    cu = part.cu_seqlens.long()
+    group = torch.repeat_interleave(torch.arange(part.num_groups), part.seqlens.long())  # (N,) sorted order
+    first = torch.arange(0, n, block)  # (Qb,) first sorted position of each query block
+    last = (first + block).clamp(max=n) - 1
+    kv_lo = cu[group[first]] // block  # (Qb,)
+    kv_hi = (cu[group[last] + 1] - 1) // block
+    counts = kv_hi - kv_lo + 1
+    span = torch.arange(first.shape[0])  # BlockMask wants one column per key block
+    kv_indices = (kv_lo[:, None] + span[None, :]).clamp(max=kv_hi[:, None])  # (Qb, KVb), tail unused
+
+    def same_group(b, h, q_idx, kv_idx):
+        return group[q_idx] == group[kv_idx]
+
+    return BlockMask.from_kv_blocks(
+        counts.int()[None, None], kv_indices.int()[None, None], BLOCK_SIZE=block,
+        mask_mod=same_group, seq_lengths=(n, n),
+    )
+
+
+def flex_contender(qkv: SparseTensor, part: Partition, block: int):
+    """A callable running compiled FlexAttention on the group-sorted voxels (back in voxel order)."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    flex = torch.compile(flex_attention, dynamic=False)
+    mask = block_diagonal_mask(part, block)
+
+    def run() -> torch.Tensor:
+        q, k, v = qkv.feats[part.fwd].permute(1, 2, 0, 3).unsqueeze(1).unbind(0)  # 3 x (1, H, N, D)
+        out = flex(q.contiguous(), k.contiguous(), v.contiguous(), block_mask=mask)  # (1, H, N, D)
+        return out[0].transpose(0, 1)[part.bwd]  # (N, H, D) voxel order
+
+    return run
+
+
 def main() -> None:
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
-    rows = []
+    rows, notes = [], []
 
     # (a) window partition
     for res, batch, thick in ((64, 2, 1.2), (128, 4, 1.5)):
@@ -81,27 +128,38 @@ def main() -> None:
     qkv = SparseTensor(torch.randn(coords.shape[0], 3, heads, dim), coords, resolution=64)
     for ws in (8, 4):
         part = sparse_window_partition(qkv, ws, 0)
-        t = best_times({
+        fns = {
             b: (lambda b=b, ws=ws: sparse_windowed_self_attention(qkv, ws, 0, backend=b))
             for b in ("loop", "sdpa", "sdpa_bucketed")
-        }, repeats=5)
+        }
+        reference = fns["loop"]().feats
+        for block in FLEX_BLOCKS:
+            fns[f"flex {block}"] = flex_contender(qkv, part, block)
+            start = time.perf_counter()
+            error = (fns[f"flex {block}"]() - reference).abs().max().item()
+            notes.append(f"FlexAttention block {block}, ws {ws}: compile + first call {time.perf_counter() - start:.1f} s, "
+                         f"max |difference| to the loop {error:.1e}")
+        t = best_times(fns, repeats=5)
         label = (f"windowed attention, {coords.shape[0]} voxels, ws {ws}: {part.num_groups} windows "
                  f"(mean {coords.shape[0] / part.num_groups:.0f}, max {part.max_seqlen}), {heads}x{dim}, fp32")
         rows.append((label, "loop", t["loop"], "sdpa (padded to max)", t["sdpa"]))
         rows.append((label, "loop", t["loop"], "sdpa_bucketed", t["sdpa_bucketed"]))
+        for block in FLEX_BLOCKS:
+            rows.append((label, "loop", t["loop"], f"FlexAttention, block-diagonal, block {block}", t[f"flex {block}"]))
 
     header = "| measured | peer | peer s | ours | ours s | speed-up |\n|---|---|---|---|---|---|\n"
     table = header + "".join(
         f"| {what} | {peer} | {tp:.4f} | {ours} | {to:.4f} | {tp / to:.1f}x |\n" for what, peer, tp, ours, to in rows
     )
     print(table)
+    print("\n".join(notes))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     machine = (f"{cpu_model()}, {os.cpu_count()} cores, torch.set_num_threads({THREADS}), torch {torch.__version__}, "
                f"1-min load average at the end {load:.1f}")
     section = (
         f"\n## Sparse: window partition and windowed attention ({datetime.date.today().isoformat()})\n\n"
         f"Machine: {machine}. Script: `benchmarks/bench_sparse.py` (best of 5 interleaved runs after a warm-up, "
-        f"seconds; surface-like voxels: thin spherical shells).\n\n{table}"
+        f"seconds; surface-like voxels: thin spherical shells).\n\n{table}\n" + "".join(f"- {n}\n" for n in notes)
     )
     with RESULTS.open("a") as fh:
         fh.write(section)
