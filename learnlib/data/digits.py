@@ -63,6 +63,14 @@ class DigitsDataset(Dataset):
             image = random_shift(image, self.max_shift, self.background)
         return image, self.labels[index]
 
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """A batch of items at once (DataLoader calls this when it exists); shifts drawn in one go."""
+        index = torch.as_tensor(indices, dtype=torch.long)
+        images = self.images[index]  # (B, C, H, W)
+        if self.max_shift:
+            images = random_shift_batch(images, self.max_shift, self.background)
+        return list(zip(images.unbind(0), self.labels[index].unbind(0)))
+
 
 def random_shift(image: torch.Tensor, max_shift: int, fill: float) -> torch.Tensor:
     """`image` (C, H, W) translated by random integers in [-max_shift, max_shift] (torch's global RNG)."""
@@ -71,3 +79,14 @@ def random_shift(image: torch.Tensor, max_shift: int, fill: float) -> torch.Tens
     padded = torch.nn.functional.pad(image, (max_shift,) * 4, value=fill)  # (C, H + 2s, W + 2s)
     top, left = max_shift - dy, max_shift - dx
     return padded[:, top : top + size_h, left : left + size_w]  # (C, H, W)
+
+
+def random_shift_batch(images: torch.Tensor, max_shift: int, fill: float) -> torch.Tensor:
+    """Each image of `images` (B, C, H, W) translated by its own random integers in [-max_shift, max_shift]."""
+    batch, _, size_h, size_w = images.shape
+    dy, dx = torch.randint(-max_shift, max_shift + 1, (2, batch, 1))  # 2 x (B, 1)
+    padded = torch.nn.functional.pad(images, (max_shift,) * 4, value=fill)  # (B, C, H + 2s, W + 2s)
+    rows = max_shift - dy + torch.arange(size_h)  # (B, H) source row of each output row
+    cols = max_shift - dx + torch.arange(size_w)  # (B, W)
+    picked = padded[torch.arange(batch)[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+    return picked.permute(0, 3, 1, 2)  # (B, C, H, W)

@@ -14,8 +14,8 @@ def drop_path(x: torch.Tensor, drop_prob: float = 0.0, training: bool = False) -
         raise ValueError(f"drop_prob must lie in [0, 1), got {drop_prob}")
     keep = 1.0 - drop_prob
     shape = (x.shape[0],) + (1,) * (x.dim() - 1)  # (B, 1, ..., 1)
-    mask = x.new_empty(shape).bernoulli_(keep)
-    return x * mask / keep
+    mask = x.new_empty(shape).bernoulli_(keep).div_(keep)  # 0 or 1 / keep per sample
+    return x * mask
 
 
 class DropPath(nn.Module):
