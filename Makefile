@@ -14,7 +14,7 @@ comma  := ,
 
 NOTEBOOKS := $(wildcard notebooks/*.ipynb) $(wildcard solutions/*.ipynb)
 
-.PHONY: install train test test-slow lab notebooks exercises benchmarks clean help
+.PHONY: install train test test-slow lab notebooks exercises benchmarks gpu-check clean help
 
 help:
 	@echo "make train       train the default experiment (ARGS='experiment=NAME key=value ...')"
@@ -24,6 +24,7 @@ help:
 	@echo "make notebooks   re-execute and store every notebook and solution, then regenerate exercises"
 	@echo "make exercises   regenerate exercises/ from solutions/"
 	@echo "make benchmarks  run the CPU benchmarks and append to benchmarks/RESULTS.md"
+	@echo "make gpu-check   on CUDA: the GPU tests, then benchmarks/bench_gpu.py"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,7 +61,12 @@ exercises: $(STAMP)
 	$(BIN)/python -m learnlib.exercises
 
 benchmarks: $(STAMP)
-	for script in benchmarks/bench_*.py; do $(BIN)/python "$$script" || exit 1; done
+	for script in benchmarks/bench_*.py; do \
+	  [ "$$script" = benchmarks/bench_gpu.py ] || $(BIN)/python "$$script" || exit 1; done
+
+gpu-check: $(STAMP)
+	$(BIN)/python -m pytest tests -m gpu -o addopts="" -rs
+	$(BIN)/python benchmarks/bench_gpu.py
 
 clean:
 	rm -rf runs notebooks/runs solutions/runs .pytest_cache

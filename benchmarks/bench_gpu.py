@@ -1,0 +1,215 @@
+"""Every GPU benchmark of the course in one run (the chapters' CPU benchmarks live beside it).
+
+(a) ViT-B/16 at 224, bf16 autocast, fused AdamW, synthetic batch: training images/s, model
+    FLOPs utilization (FLOPs of one step counted by torch.utils.flop_counter, divided by the
+    GPU's dense bf16 peak) and peak memory, with `torch.compile` off and on.
+(b) Gaussian rasterizer, 50k Gaussians, forward + backward: gsplat vs the PyTorch reference.
+(c) Sparse windowed attention on surface voxels, bf16: flash-attn varlen vs the bucketed sdpa.
+Contenders whose package is missing (gsplat, flash_attn) are reported as skipped.
+
+    python benchmarks/bench_gpu.py                 # on a CUDA machine; appends to RESULTS.md
+    python benchmarks/bench_gpu.py --smoke         # tiny sizes on CPU: checks the script runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from bench_sparse import shell_coords
+from learnlib import models
+from learnlib.sparse import SparseTensor, partitioned_self_attention
+from learnlib.sparse.windows import sparse_window_partition
+from learnlib.splat import orbit_cameras, rasterize
+from machine import cpu_model
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.4, "H200": 989.4, "A100": 312.0}
+
+
+def peak_tflops(device: torch.device, override: float | None) -> float | None:
+    """Dense bf16 peak of the GPU (datasheet), or None when unknown (MFU is then not reported)."""
+    if override is not None:
+        return override
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in PEAK_BF16_TFLOPS.items() if key in name), None)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(fn, device: torch.device, repeats: int) -> float:
+    """Median wall seconds of `fn` over `repeats` calls after two warm-up calls, device synchronized."""
+    for _ in range(2):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_vit(device: torch.device, smoke: bool, repeats: int, peak: float | None) -> list[str]:
+    name, batch, size = ("vit_tiny_patch16_224", 4, 64) if smoke else ("vit_base_patch16_224", 256, 224)
+    rows = []
+    for compiled in (False, True):
+        if compiled and smoke:
+            continue  # compiling on CPU takes minutes; the smoke run checks the eager path only
+        torch.manual_seed(0)
+        model = models.create(name, img_size=size).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+        run = torch.compile(model) if compiled else model
+        images = torch.randn(batch, 3, size, size, device=device)
+        labels = torch.randint(0, 1000, (batch,), device=device)
+
+        def step() -> None:
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                loss = F.cross_entropy(run(images), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        start = time.perf_counter()
+        step()
+        sync(device)
+        first = time.perf_counter() - start
+        with FlopCounterMode(display=False) as counter:
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                loss = F.cross_entropy(model(images), labels)  # eager: the count does not depend on compile
+            loss.backward()
+        optimizer.zero_grad(set_to_none=True)
+        flops = counter.get_total_flops()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        seconds = median_seconds(step, device, repeats)
+        memory = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+        mfu = f"{flops / seconds / (peak * 1e12):.1%}" if peak else "n/a (peak unknown)"
+        rows.append(f"| {name} {size}px, batch {batch}, bf16, compile {'on' if compiled else 'off'} | "
+                    f"{batch / seconds:,.0f} | {seconds * 1e3:.1f} | {flops / 1e9:,.1f} | {mfu} | {memory:.1f} | "
+                    f"{first:.1f} |")
+    header = ["| ViT training step | images/s | ms / step | GFLOP / step | MFU | peak GiB | first step s |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    return header + rows
+
+
+def splat_scene(n: int, device: torch.device):
+    g = torch.Generator().manual_seed(0)
+    means = torch.rand(n, 3, generator=g) - 0.5
+    scales = torch.empty(n, 3).uniform_(0.003, 0.02, generator=g)
+    quats = torch.randn(n, 4, generator=g)
+    opacities = torch.empty(n).uniform_(0.1, 0.9, generator=g)
+    colors = torch.rand(n, 3, generator=g)
+    return [t.to(device).requires_grad_() for t in (means, quats, scales, opacities, colors)]
+
+
+def bench_rasterizer(device: torch.device, smoke: bool, repeats: int) -> list[str]:
+    n, sizes = (2_000, (32,)) if smoke else (50_000, (64, 256, 512))
+    params = splat_scene(n, device)
+    rows = []
+    for size in sizes:
+        cams = orbit_cameras(torch.tensor([0.3]), torch.tensor([0.2]), radius=2.0, width=size)
+        viewmats, Ks = cams.viewmats.to(device), cams.Ks.to(device)
+        times, images = {}, {}
+        for backend in ("torch", "gsplat"):
+            if backend == "gsplat" and device.type != "cuda":
+                continue
+
+            def step(backend=backend) -> None:
+                for p in params:
+                    p.grad = None
+                img, alpha, _ = rasterize(*params, viewmats, Ks, size, size, backend=backend)
+                (img.sum() + alpha.sum()).backward()
+                images[backend] = img.detach()
+
+            try:
+                times[backend] = median_seconds(step, device, repeats)
+            except ImportError as error:
+                times[backend] = None
+                rows.append(f"| {size}x{size} | gsplat skipped: {error} | | | |")
+        ratio = (f"{times['torch'] / times['gsplat']:.1f}x" if times.get("gsplat") else "n/a")
+        diff = ((images["torch"] - images["gsplat"]).abs().max().item() if "gsplat" in images else float("nan"))
+        gsplat_ms = f"{times['gsplat'] * 1e3:.2f}" if times.get("gsplat") else "n/a"
+        rows.append(f"| {size}x{size}, {n:,} Gaussians | {times['torch'] * 1e3:.2f} | {gsplat_ms} | {ratio} | "
+                    f"{diff:.1e} |")
+    header = ["| rasterizer fwd+bwd | torch ms | gsplat ms | gsplat speed-up | max image diff |",
+              "|---|---:|---:|---:|---:|"]
+    return header + rows
+
+
+def bench_sparse_attention(device: torch.device, smoke: bool, repeats: int) -> list[str]:
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    configs = [(32, 1, 1.2)] if smoke else [(64, 2, 1.2), (128, 4, 1.5)]
+    heads, dim = (2, 16) if smoke else (12, 64)
+    rows = []
+    for resolution, batch, thickness in configs:
+        coords = shell_coords(resolution, batch, thickness).to(device)
+        qkv = SparseTensor(torch.randn(coords.shape[0], 3, heads, dim, device=device, dtype=dtype), coords,
+                           resolution=resolution)
+        part = sparse_window_partition(qkv, 8, 0)
+        times, outs = {}, {}
+        for backend in ("sdpa_bucketed", "flash_attn"):
+            try:
+                outs[backend] = partitioned_self_attention(qkv.feats, part, backend)
+                times[backend] = median_seconds(lambda b=backend: partitioned_self_attention(qkv.feats, part, b),
+                                                device, repeats)
+            except (ImportError, ValueError) as error:
+                times[backend] = None
+                note = str(error).splitlines()[0]
+        flash_ms = f"{times['flash_attn'] * 1e3:.2f}" if times["flash_attn"] else f"skipped ({note})"
+        ratio = f"{times['sdpa_bucketed'] / times['flash_attn']:.1f}x" if times["flash_attn"] else "n/a"
+        diff = ((outs["sdpa_bucketed"].float() - outs["flash_attn"].float()).abs().max().item()
+                if "flash_attn" in outs else float("nan"))
+        rows.append(f"| {coords.shape[0]:,} voxels, ws 8, {part.num_groups} windows, {heads}x{dim}, {dtype} | "
+                    f"{times['sdpa_bucketed'] * 1e3:.2f} | {flash_ms} | {ratio} | {diff:.1e} |")
+    header = ["| windowed attention | sdpa_bucketed ms | flash_attn varlen ms | flash speed-up | max diff |",
+              "|---|---:|---:|---:|---:|"]
+    return header + rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes on CPU; nothing is written")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak, when not detected")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    device = torch.device("cpu" if args.smoke else "cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("bench_gpu.py needs a CUDA device (use --smoke to check the script on CPU)")
+    repeats = 2 if args.smoke else args.repeats
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    peak = peak_tflops(device, args.peak_tflops)
+    sections = [bench_vit(device, args.smoke, repeats, peak), bench_rasterizer(device, args.smoke, repeats),
+                bench_sparse_attention(device, args.smoke, repeats)]
+    text = "\n\n".join("\n".join(lines) for lines in sections)
+    print(text)
+    if args.smoke or args.no_write:
+        return
+    gpu = torch.cuda.get_device_name(device)
+    section = (
+        f"\n## GPU benchmarks ({datetime.date.today().isoformat()})\n\n"
+        f"`python benchmarks/bench_gpu.py`; median of {repeats} runs after two warm-ups. Machine: {gpu} "
+        f"(bf16 peak used for MFU: {peak} TFLOP/s), host CPU {cpu_model()}, torch {torch.__version__}, "
+        f"CUDA {torch.version.cuda}.\n\n{text}\n"
+    )
+    with RESULTS.open("a") as fh:
+        fh.write(section)
+
+
+if __name__ == "__main__":
+    main()
