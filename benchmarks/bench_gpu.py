@@ -14,23 +14,21 @@ Contenders whose package is missing (gsplat, flash_attn) are reported as skipped
 from __future__ import annotations
 
 import argparse
-import datetime
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from bench_rasterizer import scene
+from bench_sparse import shell_coords
+from machine import append_results, cpu_model
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench_sparse import shell_coords
 from learnlib import models
 from learnlib.sparse import SparseTensor, partitioned_self_attention
 from learnlib.sparse.windows import sparse_window_partition
 from learnlib.splat import orbit_cameras, rasterize
-from machine import cpu_model
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.4, "H200": 989.4, "A100": 312.0}
 
 
@@ -106,19 +104,9 @@ def bench_vit(device: torch.device, smoke: bool, repeats: int, peak: float | Non
     return header + rows
 
 
-def splat_scene(n: int, device: torch.device):
-    g = torch.Generator().manual_seed(0)
-    means = torch.rand(n, 3, generator=g) - 0.5
-    scales = torch.empty(n, 3).uniform_(0.003, 0.02, generator=g)
-    quats = torch.randn(n, 4, generator=g)
-    opacities = torch.empty(n).uniform_(0.1, 0.9, generator=g)
-    colors = torch.rand(n, 3, generator=g)
-    return [t.to(device).requires_grad_() for t in (means, quats, scales, opacities, colors)]
-
-
 def bench_rasterizer(device: torch.device, smoke: bool, repeats: int) -> list[str]:
     n, sizes = (2_000, (32,)) if smoke else (50_000, (64, 256, 512))
-    params = splat_scene(n, device)
+    params = [t.detach().to(device).requires_grad_() for t in scene(n)]  # the CPU benchmark's scene
     rows = []
     for size in sizes:
         cams = orbit_cameras(torch.tensor([0.3]), torch.tensor([0.2]), radius=2.0, width=size)
@@ -201,14 +189,11 @@ def main() -> None:
     if args.smoke or args.no_write:
         return
     gpu = torch.cuda.get_device_name(device)
-    section = (
-        f"\n## GPU benchmarks ({datetime.date.today().isoformat()})\n\n"
+    append_results("GPU benchmarks", (
         f"`python benchmarks/bench_gpu.py`; median of {repeats} runs after two warm-ups. Machine: {gpu} "
         f"(bf16 peak used for MFU: {peak} TFLOP/s), host CPU {cpu_model()}, torch {torch.__version__}, "
         f"CUDA {torch.version.cuda}.\n\n{text}\n"
-    )
-    with RESULTS.open("a") as fh:
-        fh.write(section)
+    ))
 
 
 if __name__ == "__main__":

@@ -14,12 +14,11 @@ latents). Prints a table and appends a dated section to benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import datetime
 import os
 import time
-from pathlib import Path
 
 import torch
+from machine import append_results, cpu_model
 
 from learnlib.sparse import (
     SparseTensor,
@@ -28,11 +27,9 @@ from learnlib.sparse import (
     window_partition,
 )
 from learnlib.sparse.windows import Partition, sparse_window_partition
-from machine import cpu_model
 
 THREADS = 2
 FLEX_BLOCKS = (32, 64)  # FlexAttention block sizes tried (its default, 128, wastes most of each block here)
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def shell_coords(resolution: int, batch_size: int, thickness: float) -> torch.Tensor:
@@ -156,13 +153,10 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     machine = (f"{cpu_model()}, {os.cpu_count()} cores, torch.set_num_threads({THREADS}), torch {torch.__version__}, "
                f"1-min load average at the end {load:.1f}")
-    section = (
-        f"\n## Sparse: window partition and windowed attention ({datetime.date.today().isoformat()})\n\n"
+    append_results("Sparse: window partition and windowed attention", (
         f"Machine: {machine}. Script: `benchmarks/bench_sparse.py` (best of 5 interleaved runs after a warm-up, "
         f"seconds; surface-like voxels: thin spherical shells).\n\n{table}\n" + "".join(f"- {n}\n" for n in notes)
-    )
-    with RESULTS.open("a") as fh:
-        fh.write(section)
+    ))
 
 
 if __name__ == "__main__":

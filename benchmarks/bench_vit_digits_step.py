@@ -12,19 +12,16 @@ Prints a table and appends a dated section to benchmarks/RESULTS.md unless --no-
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from machine import append_results, cpu_model, timed
 from torch.utils.data import DataLoader, Dataset
 
 from learnlib import models
 from learnlib.data.digits import DigitsDataset
-from machine import cpu_model, timed
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 BATCH = 128
 
 
@@ -100,15 +97,12 @@ def main() -> None:
     if args.no_write:
         return
     load = os.getloadavg()[0]
-    section = (
-        f"\n## vit_digits training step, CPU ({datetime.date.today().isoformat()})\n\n"
+    append_results("vit_digits training step, CPU", (
         f"`python benchmarks/bench_vit_digits_step.py`; best of {args.repeats} interleaved runs of 20 steps "
         f"(batch {BATCH}, 8x8 digits with +-1 px shifts, label smoothing 0.1).\n"
         f"Machine: {cpu_model()}, {args.threads} threads (of {os.cpu_count()} cores), torch {torch.__version__}; "
         f"load average at the end {load:.1f}.\n\n{table}"
-    )
-    with RESULTS.open("a") as fh:
-        fh.write(section)
+    ))
 
 
 if __name__ == "__main__":

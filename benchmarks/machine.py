@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import platform
 import statistics
 import time
 from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def cpu_model() -> str:
@@ -29,3 +32,9 @@ def timed(fn, repeats: int) -> tuple[float, float]:
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
     return statistics.median(walls), statistics.median(cpus)
+
+
+def append_results(title: str, body: str) -> None:
+    """Append a section "## title (today)" with `body` to benchmarks/RESULTS.md."""
+    with RESULTS.open("a") as fh:
+        fh.write(f"\n## {title} ({datetime.date.today().isoformat()})\n\n{body}")

@@ -8,7 +8,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def test_gpu_benchmark_script_smoke_run():
-    done = subprocess.run([sys.executable, "bench_gpu.py", "--smoke"], cwd=BENCHMARKS, capture_output=True,
+    done = subprocess.run([sys.executable, "bench_gpu.py", "--smoke"], cwd=BENCHMARKS, capture_output=True, check=False,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     tables = done.stdout.split("\n\n")

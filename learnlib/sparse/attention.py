@@ -13,12 +13,12 @@ Every voxel attends only to the voxels of its own group (see `windows.py` and
   fp16/bf16; fp32 inputs are computed in bf16 and cast back).
 
 "auto" picks flash_attn on CUDA when it is installed and `CPU_DEFAULT_BACKEND`
-otherwise. On CPU the bucketed sdpa won every measurement of benchmarks/bench_sparse.py
+otherwise. On CPU the bucketed sdpa was the fastest (or tied) in every run of benchmarks/bench_sparse.py
 (20,464 surface voxels, 8 heads x 64, fp32, 2 threads, AMD EPYC, torch 2.13; see
-benchmarks/RESULTS.md): with window 8 (448 windows, mean 46, max 103 voxels) it is 1.5x
+benchmarks/RESULTS.md): with window 8 (448 windows, mean 46, max 103 voxels) it is 1.5x to 1.8x
 faster than the loop, 2x faster than sdpa padded to the longest window and 3x faster than
 compiled FlexAttention with a block-diagonal BlockMask; with window 4 (1,480 windows of
-mean 14) it is 4x faster than the loop. Window-8 attention is bound by arithmetic and
+mean 14) it is 3x to 4x faster than the loop. Window-8 attention is bound by arithmetic and
 memory traffic, not by Python: the loop already runs at about a third of the speed of
 batched small matrix products on this CPU. A dense block-diagonal [N, N] mask is not
 offered: at 20k voxels it has 400M entries.
