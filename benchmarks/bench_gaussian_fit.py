@@ -15,21 +15,17 @@ Prints a table and appends one dated section to benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
 import os
 import platform
 import time
-from pathlib import Path
 
 import torch
+from machine import append_results, cpu_model
 
 from learnlib.data.meshes import load_sample_mesh, normalize_to_unit_cube
 from learnlib.splat import hammersley_cameras
 from learnlib.splat.fit import color_by_normals, fit_gaussians, initial_points, mesh_targets
-from machine import cpu_model
-
-
 
 
 def main() -> None:
@@ -76,13 +72,9 @@ def main() -> None:
         command = "python benchmarks/bench_gaussian_fit.py " + " ".join(
             [f"--steps {' '.join(map(str, checkpoints))}", f"--size {args.size}", f"--gaussians {args.gaussians}",
              f"--threads {args.threads}"])
-        section = (f"\n## Gaussian fit on the bunny, CPU ({datetime.date.today().isoformat()})\n\n"
-                   f"`{command}`; one run of {checkpoints[-1]} steps (the position learning rate decays over "
-                   f"the whole run), read at each checkpoint.\nMachine: {machine}.\n\n{table}\n")
-        path = Path(__file__).resolve().parent / "RESULTS.md"
-        with path.open("a") as fh:
-            fh.write(section)
-        print(f"appended to {path}")
+        append_results("Gaussian fit on the bunny, CPU", (
+            f"`{command}`; one run of {checkpoints[-1]} steps (the position learning rate decays over "
+            f"the whole run), read at each checkpoint.\nMachine: {machine}.\n\n{table}\n"))
 
 
 if __name__ == "__main__":

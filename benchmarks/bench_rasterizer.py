@@ -13,18 +13,16 @@ Prints a table and appends one dated section to benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
 import os
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from machine import append_results, cpu_model
 
 from learnlib.splat import composite_front_to_back, gaussian_alpha, orbit_cameras, rasterize
-from machine import cpu_model
 
 SIZE = 64
 
@@ -117,14 +115,10 @@ def main() -> None:
         machine = (f"{cpu_model()}, {torch.get_num_threads()} threads "
                    f"(of {os.cpu_count()} cores), torch {torch.__version__}, "
                    f"Python {platform.python_version()}")
-        section = (f"\n## Gaussian rasterizer, CPU ({datetime.date.today().isoformat()})\n\n"
-                   f"`python benchmarks/bench_rasterizer.py --repeats {args.repeats}`; median of {args.repeats} "
-                   f"runs; one camera, {SIZE}x{SIZE}, random Gaussians in the unit cube seen from distance 2.\n"
-                   f"Machine: {machine}.\n\n{table}\n")
-        path = Path(__file__).resolve().parent / "RESULTS.md"
-        with path.open("a") as fh:
-            fh.write(section)
-        print(f"appended to {path}")
+        append_results("Gaussian rasterizer, CPU", (
+            f"`python benchmarks/bench_rasterizer.py --repeats {args.repeats}`; median of {args.repeats} "
+            f"runs; one camera, {SIZE}x{SIZE}, random Gaussians in the unit cube seen from distance 2.\n"
+            f"Machine: {machine}.\n\n{table}\n"))
 
 
 if __name__ == "__main__":

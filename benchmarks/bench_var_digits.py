@@ -12,23 +12,17 @@ Prints a table and appends a dated section to benchmarks/RESULTS.md (one append)
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import platform
 import time
-from pathlib import Path
 
 import torch
+from machine import append_results, cpu_model, timed
 
 from learnlib.data.digits import DigitsDataset
 from learnlib.train import load_model
 from learnlib.var import autoregressive_sample
 from learnlib.var.evaluate import class_consistency, to_classifier_input
-from machine import cpu_model, timed
-
-
-
-
 
 
 def main() -> None:
@@ -77,8 +71,6 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     n = args.samples_per_class
     lines = [
-        f"## VAR digits: class consistency and KV-cache sampling, CPU ({datetime.date.today().isoformat()})",
-        "",
         (f"`python benchmarks/bench_var_digits.py --samples-per-class {n} --threads {threads}`; models "
          f"`{args.var}`, tokenizer `{args.vqvae}`, classifier `{args.classifier}`; seed {args.seed}, no top-k / top-p."),
         f"Machine: {machine}. Load average at the end of the run: {load:.1f}.",
@@ -110,9 +102,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        results = Path(__file__).with_name("RESULTS.md")
-        with results.open("a") as fh:
-            fh.write("\n" + text + "\n")
+        append_results("VAR digits: class consistency and KV-cache sampling, CPU", text)
 
 
 if __name__ == "__main__":

@@ -9,16 +9,14 @@ whole prefix under the block-causal mask at every scale (no cache).
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import platform
-from pathlib import Path
 
 import torch
+from machine import append_results, cpu_model, timed
 
 from learnlib.var import VAR, autoregressive_sample, var_loss
 from learnlib.vq import MultiScaleResidualQuantizer
-from machine import cpu_model, timed
 
 SCHEDULES = {
     "VAR 10 scales (1..16)": (1, 2, 3, 4, 5, 6, 8, 10, 13, 16),
@@ -91,8 +89,6 @@ def main() -> None:
                f"Python {platform.python_version()}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [
-        f"## VAR sampling: KV cache vs recompute, and training steps, CPU ({datetime.date.today().isoformat()})",
-        "",
         (f"`python benchmarks/bench_var_kv_cache.py --repeats {args.repeats} --threads {threads}`; "
          f"median of {args.repeats} runs; VAR depth {args.depth}, width {args.width}, vocab 512, Cvae 8, "
          f"batch {args.batch} (x2 for CFG), top-k 50, random weights."),
@@ -117,9 +113,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        results = Path(__file__).with_name("RESULTS.md")
-        with results.open("a") as fh:
-            fh.write("\n" + text + "\n")
+        append_results("VAR sampling: KV cache vs recompute, and training steps, CPU", text)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ timm is not a dependency of learnlib: run this from an environment that has it
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import platform
 import statistics
@@ -27,12 +26,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from machine import append_results, cpu_model
+
 from learnlib.models import count_parameters, create
-from machine import cpu_model
-
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-
-
 
 
 def train_step(model, optimizer, x, y) -> None:
@@ -99,15 +95,11 @@ def main() -> None:
         *(f"| {name} | {statistics.median(t):.3f} | {rate[name]:.2f} |" for name, t in times.items()),
         f"| ratio learnlib / timm | | {ratio:.3f} |",
     ])
-    section = (f"\n## {datetime.date.today().isoformat()} ViT training step: learnlib vs timm (CPU)\n\n"
-               f"- config: {config}\n- machine: {machine}\n"
-               f"- same weights: max |logit difference| {max_diff:.1e} before training\n\n{table}\n")
-    print(section)
+    body = (f"- config: {config}\n- machine: {machine}\n"
+            f"- same weights: max |logit difference| {max_diff:.1e} before training\n\n{table}\n")
+    print(body)
     if not args.no_write:
-        text = section if RESULTS.exists() else "# Benchmark results\n" + section
-        with RESULTS.open("a") as f:
-            f.write(text)  # one write, so concurrent appends do not interleave
-        print(f"appended to {RESULTS}")
+        append_results("ViT training step: learnlib vs timm (CPU)", body)
 
 
 if __name__ == "__main__":

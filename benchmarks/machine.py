@@ -35,6 +35,7 @@ def timed(fn, repeats: int) -> tuple[float, float]:
 
 
 def append_results(title: str, body: str) -> None:
-    """Append a section "## title (today)" with `body` to benchmarks/RESULTS.md."""
+    """Append a section "## title (today)" with `body` to benchmarks/RESULTS.md, in one write."""
     with RESULTS.open("a") as fh:
-        fh.write(f"\n## {title} ({datetime.date.today().isoformat()})\n\n{body}")
+        fh.write(f"\n## {title} ({datetime.date.today().isoformat()})\n\n{body.rstrip()}\n")
+    print(f"appended to {RESULTS}")
