@@ -85,6 +85,36 @@ class Upsample2x(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
+class ResolutionLevel(nn.Module):
+    """One resolution of the encoder or decoder: residual blocks, optional attention after each, then an
+    optional 2x resampling, stored as `downsample` (encoder) or `upsample` (decoder) like the released weights."""
+
+    def __init__(self, in_ch: int, out_ch: int, num_blocks: int, dropout: float, use_attn: bool,
+                 norm_groups: int, resample: str | None = None):
+        super().__init__()
+        self.block = nn.ModuleList()
+        self.attn = nn.ModuleList()
+        for i in range(num_blocks):
+            self.block.append(ResnetBlock(in_ch if i == 0 else out_ch, out_ch, dropout, norm_groups))
+            if use_attn:
+                self.attn.append(AttnBlock(out_ch, norm_groups))
+        resamplers = {"downsample": Downsample2x, "upsample": Upsample2x}
+        if resample is not None:
+            if resample not in resamplers:
+                raise ValueError(f"resample must be None, 'downsample' or 'upsample', got {resample!r}")
+            self.add_module(resample, resamplers[resample](out_ch))
+        self.resample = resample
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for i, block in enumerate(self.block):
+            h = block(h)
+            if len(self.attn) > 0:
+                h = self.attn[i](h)
+        if self.resample is not None:
+            h = getattr(self, self.resample)(h)
+        return h
+
+
 class MidBlock(nn.Module):
     """ResnetBlock, AttnBlock (or identity), ResnetBlock at the lowest resolution."""
 

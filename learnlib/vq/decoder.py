@@ -6,32 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learnlib.vq.blocks import AttnBlock, MidBlock, ResnetBlock, Upsample2x, group_norm
-
-
-class DecoderLevel(nn.Module):
-    """One resolution of the decoder: residual blocks, optional attention after each, then upsampling."""
-
-    def __init__(self, in_ch: int, out_ch: int, num_blocks: int, dropout: float, use_attn: bool,
-                 upsample: bool, norm_groups: int):
-        super().__init__()
-        self.block = nn.ModuleList()
-        self.attn = nn.ModuleList()
-        for i in range(num_blocks):
-            self.block.append(ResnetBlock(in_ch if i == 0 else out_ch, out_ch, dropout, norm_groups))
-            if use_attn:
-                self.attn.append(AttnBlock(out_ch, norm_groups))
-        if upsample:
-            self.upsample = Upsample2x(out_ch)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        for i, block in enumerate(self.block):
-            h = block(h)
-            if len(self.attn) > 0:
-                h = self.attn[i](h)
-        if hasattr(self, "upsample"):
-            h = self.upsample(h)
-        return h
+from learnlib.vq.blocks import MidBlock, ResolutionLevel, group_norm
 
 
 class Decoder(nn.Module):
@@ -54,9 +29,10 @@ class Decoder(nn.Module):
         levels: list[nn.Module] = []
         for level in reversed(range(self.num_resolutions)):
             block_out = ch * ch_mult[level]
-            levels.insert(0, DecoderLevel(
+            levels.insert(0, ResolutionLevel(
                 block_in, block_out, num_res_blocks + 1, dropout,
-                use_attn=using_sa and level == last, upsample=level != 0, norm_groups=norm_groups,
+                use_attn=using_sa and level == last, norm_groups=norm_groups,
+                resample="upsample" if level != 0 else None,
             ))
             block_in = block_out
         self.up = nn.ModuleList(levels)

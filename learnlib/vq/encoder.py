@@ -6,32 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learnlib.vq.blocks import AttnBlock, Downsample2x, MidBlock, ResnetBlock, group_norm
-
-
-class EncoderLevel(nn.Module):
-    """One resolution of the encoder: residual blocks, optional attention after each, then downsampling."""
-
-    def __init__(self, in_ch: int, out_ch: int, num_blocks: int, dropout: float, use_attn: bool,
-                 downsample: bool, norm_groups: int):
-        super().__init__()
-        self.block = nn.ModuleList()
-        self.attn = nn.ModuleList()
-        for i in range(num_blocks):
-            self.block.append(ResnetBlock(in_ch if i == 0 else out_ch, out_ch, dropout, norm_groups))
-            if use_attn:
-                self.attn.append(AttnBlock(out_ch, norm_groups))
-        if downsample:
-            self.downsample = Downsample2x(out_ch)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        for i, block in enumerate(self.block):
-            h = block(h)
-            if len(self.attn) > 0:
-                h = self.attn[i](h)
-        if hasattr(self, "downsample"):
-            h = self.downsample(h)
-        return h
+from learnlib.vq.blocks import MidBlock, ResolutionLevel, group_norm
 
 
 class Encoder(nn.Module):
@@ -53,9 +28,10 @@ class Encoder(nn.Module):
         self.down = nn.ModuleList()
         last = self.num_resolutions - 1
         for level, mult in enumerate(ch_mult):
-            self.down.append(EncoderLevel(
+            self.down.append(ResolutionLevel(
                 ch * in_mult[level], ch * mult, num_res_blocks, dropout,
-                use_attn=using_sa and level == last, downsample=level != last, norm_groups=norm_groups,
+                use_attn=using_sa and level == last, norm_groups=norm_groups,
+                resample="downsample" if level != last else None,
             ))
         block_in = ch * ch_mult[-1]
         self.mid = MidBlock(block_in, dropout, using_mid_sa, norm_groups)
