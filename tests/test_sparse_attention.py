@@ -10,6 +10,7 @@ from learnlib.sparse import (
     SparseTensor,
     morton_decode,
     morton_encode,
+    random_coords,
     serialized_partition,
     sparse_serialized_self_attention,
     sparse_windowed_self_attention,
@@ -19,12 +20,7 @@ from learnlib.sparse.attention import bucket_length
 
 def random_qkv(seed=0, batch_size=2, n=120, resolution=12, heads=2, dim=8, dtype=torch.float32):
     gen = torch.Generator().manual_seed(seed)
-    rows = []
-    for b in range(batch_size):
-        flat = torch.randperm(resolution**3, generator=gen)[:n]
-        xyz = torch.stack([flat // resolution**2, flat // resolution % resolution, flat % resolution], 1)
-        rows.append(torch.cat([torch.full((n, 1), b), xyz], 1))
-    coords = torch.cat(rows).int()
+    coords = random_coords(batch_size, n, resolution, gen)
     feats = torch.randn(coords.shape[0], 3, heads, dim, generator=gen, dtype=dtype)
     return SparseTensor(feats, coords, resolution=resolution)
 

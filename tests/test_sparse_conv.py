@@ -11,18 +11,14 @@ from learnlib.sparse import (
     SparseTensor,
     SparseUpsample,
     SubMConv3d,
+    random_coords,
     submanifold_neighbors,
 )
 
 
 def random_sparse(seed=0, batch_size=2, n=40, resolution=7, channels=3):
     gen = torch.Generator().manual_seed(seed)
-    rows = []
-    for b in range(batch_size):
-        flat = torch.randperm(resolution**3, generator=gen)[:n]
-        xyz = torch.stack([flat // resolution**2, flat // resolution % resolution, flat % resolution], 1)
-        rows.append(torch.cat([torch.full((n, 1), b), xyz], 1))
-    coords = torch.cat(rows).int()
+    coords = random_coords(batch_size, n, resolution, gen)
     return SparseTensor(torch.randn(coords.shape[0], channels, generator=gen), coords, resolution=resolution)
 
 

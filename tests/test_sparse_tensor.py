@@ -3,17 +3,12 @@
 import pytest
 import torch
 
-from learnlib.sparse import SparseTensor, sparse_cat
+from learnlib.sparse import SparseTensor, random_coords, sparse_cat
 
 
 def random_sparse(batch_size=2, n_per_batch=30, resolution=8, channels=4, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    rows = []
-    for b in range(batch_size):
-        flat = torch.randperm(resolution**3, generator=gen)[:n_per_batch]
-        xyz = torch.stack([flat // resolution**2, flat // resolution % resolution, flat % resolution], 1)
-        rows.append(torch.cat([torch.full((n_per_batch, 1), b), xyz], 1))
-    coords = torch.cat(rows).int()
+    coords = random_coords(batch_size, n_per_batch, resolution, gen)
     feats = torch.randn(coords.shape[0], channels, generator=gen)
     return SparseTensor(feats, coords, resolution=resolution)
 

@@ -8,21 +8,15 @@ from hypothesis import strategies as st
 from learnlib.sparse import (
     SparseTensor,
     naive_window_partition,
+    random_coords,
     sparse_window_partition,
     swin_shift,
     window_partition,
 )
 
 
-def random_coords(seed, batch_size, n, resolution):
-    gen = torch.Generator().manual_seed(seed)
-    rows = []
-    for b in range(batch_size):
-        m = min(n, resolution**3)
-        flat = torch.randperm(resolution**3, generator=gen)[:m]
-        xyz = torch.stack([flat // resolution**2, flat // resolution % resolution, flat % resolution], 1)
-        rows.append(torch.cat([torch.full((m, 1), b), xyz], 1))
-    return torch.cat(rows).int()
+def seeded_coords(seed, batch_size, n, resolution):
+    return random_coords(batch_size, n, resolution, torch.Generator().manual_seed(seed))
 
 
 def check_partition(coords, part, ws, shift):
@@ -60,7 +54,7 @@ def check_partition(coords, part, ws, shift):
 def test_partition_invariants(seed, batch_size, n, resolution, ws, data):
     ws3 = (ws,) * 3 if isinstance(ws, int) else ws
     shift = tuple(data.draw(st.integers(0, w - 1)) for w in ws3)
-    coords = random_coords(seed, batch_size, n, resolution)
+    coords = seeded_coords(seed, batch_size, n, resolution)
     part = window_partition(coords, ws, shift)
     check_partition(coords, part, ws3, shift)
     naive = naive_window_partition(coords, ws, shift)
@@ -70,7 +64,7 @@ def test_partition_invariants(seed, batch_size, n, resolution, ws, data):
 
 
 def test_resolution_gives_same_windows_without_extent():
-    coords = random_coords(3, 2, 50, 10)
+    coords = seeded_coords(3, 2, 50, 10)
     a = window_partition(coords, 4, 2)
     b = window_partition(coords, 4, 2, resolution=10)
     assert torch.equal(a.fwd, b.fwd) and torch.equal(a.seqlens, b.seqlens) and torch.equal(a.batch, b.batch)
@@ -94,7 +88,7 @@ def test_windows_never_cross_batches():
 
 
 def test_cache_and_validation():
-    coords = random_coords(0, 2, 20, 8)
+    coords = seeded_coords(0, 2, 20, 8)
     x = SparseTensor(torch.randn(coords.shape[0], 3), coords, resolution=8)
     part = sparse_window_partition(x, 4, 2)
     assert sparse_window_partition(x.replace(x.feats * 2), 4, (2, 2, 2)) is part

@@ -12,18 +12,8 @@ from torch import Tensor
 
 from learnlib.check.core import Mismatch, describe, run_check, seeded
 from learnlib.sparse.serialize import morton_encode as reference_morton_encode
+from learnlib.sparse.tensor import random_coords
 from learnlib.sparse.windows import window_partition
-
-
-def _random_coords(generator: torch.Generator, batch_size: int, count: int, resolution: int) -> Tensor:
-    """Distinct voxels int32 [N, 4] = (batch, x, y, z), batches contiguous and sorted."""
-    rows = []
-    for b in range(batch_size):
-        m = min(count, resolution**3)
-        flat = torch.randperm(resolution**3, generator=generator)[:m].sort().values  # (m,)
-        xyz = torch.stack([flat // resolution**2, flat // resolution % resolution, flat % resolution], dim=1)  # (m, 3)
-        rows.append(torch.cat([torch.full((m, 1), b), xyz], dim=1))  # (m, 4)
-    return torch.cat(rows).int()  # (N, 4)
 
 
 def _voxel(coords: Tensor, i: int) -> str:
@@ -63,7 +53,7 @@ def window_ids(fn) -> bool:
 
     def case(batch_size, count, resolution, window_size, shift):
         def run():
-            coords = _random_coords(generator, batch_size, count, resolution)
+            coords = random_coords(batch_size, count, resolution, generator, sort=True)
             original = coords.clone()
             expected = window_partition(coords, window_size, shift).window_ids
             got = _as_labels("window ids", fn(coords, window_size, shift), coords.shape[0])
@@ -102,7 +92,7 @@ def group_windows(fn) -> bool:
 
     def case(batch_size, count, resolution, window_size, shift):
         def run():
-            coords = _random_coords(generator, batch_size, count, resolution)
+            coords = random_coords(batch_size, count, resolution, generator, sort=True)
             ids = window_partition(coords, window_size, shift).window_ids
             n = ids.shape[0]
             # shuffle the voxels so that an identity order is never already grouped

@@ -27,7 +27,7 @@ from learnlib.sparse.serialize import (
     serialized_partition,
     sparse_serialized_partition,
 )
-from learnlib.sparse.tensor import SparseTensor, sparse_cat
+from learnlib.sparse.tensor import SparseTensor, random_coords, sparse_cat
 from learnlib.sparse.windows import (
     Partition,
     WindowPartition,
@@ -49,6 +49,7 @@ __all__ = [
     "morton_encode",
     "naive_window_partition",
     "partitioned_self_attention",
+    "random_coords",
     "serialize",
     "serialized_partition",
     "sparse_cat",

@@ -305,3 +305,18 @@ def sparse_cat(tensors: Sequence[SparseTensor], dim: int = 0) -> SparseTensor:
             raise ValueError("sparse_cat along features needs identical coords")
     # dim indexes feats directly: 1 (or -1 for [N, C]) is the channel axis
     return first.replace(torch.cat([t.feats for t in tensors], dim=dim))  # (N, ..., sum C)
+
+
+def random_coords(batch_size: int, count: int, resolution: int, generator: torch.Generator | None = None,
+                  sort: bool = False) -> Tensor:
+    """Distinct random voxels int32 [N, 4] = (batch, x, y, z): min(count, resolution³) per batch,
+    batches contiguous; in random order within a batch unless `sort`."""
+    rows = []
+    for b in range(batch_size):
+        m = min(count, resolution**3)
+        flat = torch.randperm(resolution**3, generator=generator)[:m]  # (m,) flat voxel ids
+        if sort:
+            flat = flat.sort().values
+        xyz = torch.stack([flat // resolution**2, flat // resolution % resolution, flat % resolution], dim=1)  # (m, 3)
+        rows.append(torch.cat([torch.full((m, 1), b), xyz], dim=1))  # (m, 4)
+    return torch.cat(rows).int()  # (N, 4)
