@@ -42,6 +42,15 @@ def describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"[:120]
 
 
+def expect_tensor_like(name: str, got: Any, expected: torch.Tensor) -> torch.Tensor:
+    """`got` itself when it is a tensor of `expected`'s shape; otherwise Mismatch naming `name`."""
+    if not isinstance(got, torch.Tensor):
+        raise Mismatch(f"{name}: expected a {describe(expected)}, got {describe(got)}")
+    if got.shape != expected.shape:
+        raise Mismatch(f"{name}: expected shape {tuple(expected.shape)}, got shape {tuple(got.shape)}")
+    return got
+
+
 def assert_close(name: str, got: Any, expected: Any, atol: float = 1e-5, rtol: float = 1e-4) -> None:
     """Raise Mismatch naming `name` when `got` differs from `expected` in type, shape or value."""
     if isinstance(expected, (tuple, list)):
@@ -51,10 +60,7 @@ def assert_close(name: str, got: Any, expected: Any, atol: float = 1e-5, rtol: f
             assert_close(f"{name}[{i}]", g, e, atol, rtol)
         return
     if isinstance(expected, torch.Tensor):
-        if not isinstance(got, torch.Tensor):
-            raise Mismatch(f"{name}: expected a {describe(expected)}, got {describe(got)}")
-        if got.shape != expected.shape:
-            raise Mismatch(f"{name}: expected shape {tuple(expected.shape)}, got shape {tuple(got.shape)}")
+        expect_tensor_like(name, got, expected)
         if got.dtype != expected.dtype and not (got.is_floating_point() and expected.is_floating_point()):
             raise Mismatch(f"{name}: expected dtype {expected.dtype}, got dtype {got.dtype}")
         if expected.dtype == torch.bool or not expected.is_floating_point():

@@ -11,19 +11,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from learnlib.check.core import Mismatch, assert_close, describe, run_check, seeded
+from learnlib.check.core import Mismatch, assert_close, describe, expect_tensor_like, run_check, seeded
 from learnlib.var.mask import block_causal_mask as reference_mask
 from learnlib.var.mask import scale_ids
 from learnlib.var.sampling import cfg_mix as reference_cfg_mix
 from learnlib.var.sampling import top_k_top_p_filter as reference_filter
-
-
-def _tensor(name: str, got, expected: Tensor) -> Tensor:
-    if not isinstance(got, Tensor):
-        raise Mismatch(f"{name}: expected a {describe(expected)}, got {describe(got)}")
-    if got.shape != expected.shape:
-        raise Mismatch(f"{name}: expected shape {tuple(expected.shape)}, got shape {tuple(got.shape)}")
-    return got
 
 
 def _random_patch_nums(generator: torch.Generator, count: int) -> tuple[int, ...]:
@@ -49,7 +41,7 @@ def block_causal_mask(fn) -> bool:
             if isinstance(got, Tensor) and got.ndim == 2 and got.shape != expected.shape:
                 raise Mismatch(f"patch_nums {pn}: expected shape {tuple(expected.shape)} with L = sum of pn^2 = "
                                f"{expected.shape[0]}, got shape {tuple(got.shape)}")
-            got = _tensor(f"mask for patch_nums {pn}", got, expected)
+            got = expect_tensor_like(f"mask for patch_nums {pn}", got, expected)
             if got.dtype != torch.bool:
                 if got.is_floating_point() and torch.equal(got.isfinite(), expected):
                     raise Mismatch("this is the additive bias (0 / -inf); return the boolean mask, True where "
@@ -140,7 +132,7 @@ def top_k_top_p(fn) -> bool:
             logits = torch.randn(shape, generator=generator) * scale
             original = logits.clone()
             expected = reference_filter(logits, top_k, top_p)
-            got = _tensor(f"filtered logits (top_k={top_k}, top_p={top_p})", fn(logits, top_k, top_p), expected)
+            got = expect_tensor_like(f"filtered logits (top_k={top_k}, top_p={top_p})", fn(logits, top_k, top_p), expected)
             if not torch.equal(logits, original):
                 raise Mismatch("your function changed `logits` in place; work on a copy (logits.clone())")
             if torch.equal(got.isfinite(), expected.isfinite()) and torch.equal(got[expected.isfinite()],
@@ -173,7 +165,7 @@ def cfg_mix(fn) -> bool:
         def run():
             cond, uncond = torch.randn(shape, generator=generator), torch.randn(shape, generator=generator)
             expected = reference_cfg_mix(cond, uncond, cfg, k, K)
-            got = _tensor(f"guided logits (cfg={cfg}, k={k}, K={K})", fn(cond, uncond, cfg, k, K), expected)
+            got = expect_tensor_like(f"guided logits (cfg={cfg}, k={k}, K={K})", fn(cond, uncond, cfg, k, K), expected)
             if torch.allclose(got, expected, atol=1e-5, rtol=1e-4):
                 return
 

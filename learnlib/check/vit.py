@@ -14,18 +14,10 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from learnlib.check.core import Mismatch, assert_close, describe, run_check, seeded
+from learnlib.check.core import Mismatch, assert_close, describe, expect_tensor_like, run_check, seeded
 from learnlib.nn.attention import Attention, scaled_dot_product_attention
 from learnlib.nn.block import Block
 from learnlib.nn.patch_embed import patchify as reference_patchify
-
-
-def _as_tensor(name: str, got, expected: Tensor) -> Tensor:
-    if not isinstance(got, Tensor):
-        raise Mismatch(f"{name}: expected a {describe(expected)}, got {describe(got)}")
-    if got.shape != expected.shape:
-        raise Mismatch(f"{name}: expected shape {tuple(expected.shape)}, got shape {tuple(got.shape)}")
-    return got
 
 
 def _matches(got: Tensor, candidate: Tensor) -> bool:
@@ -80,7 +72,7 @@ def patchify(fn) -> bool:
             images = torch.randn(b, c, h, w, generator=generator)
             original = images.clone()
             expected = reference_patchify(images, p)
-            got = _as_tensor("patches", fn(images, p), expected)
+            got = expect_tensor_like("patches", fn(images, p), expected)
             if not torch.equal(images, original):
                 raise Mismatch("your function changed `images` in place; work on a copy")
             if not _matches(got, expected):
@@ -122,7 +114,7 @@ def attention(fn) -> bool:
             pairs = {"q": _leaf_pair(q), "k": _leaf_pair(k), "v": _leaf_pair(v)}
             mine, ref = ({n: p[i] for n, p in pairs.items()} for i in (0, 1))
             expected = scaled_dot_product_attention(ref["q"], ref["k"], ref["v"], mask=mask, backend="math")
-            got = _as_tensor("output", fn(mine["q"], mine["k"], mine["v"], mask=mask), expected)
+            got = expect_tensor_like("output", fn(mine["q"], mine["k"], mine["v"], mask=mask), expected)
             if not _matches(got, expected):
                 variants = [
                     ("the scores are not scaled: multiply q k^T by 1/sqrt(D), D = q.shape[-1]",
@@ -201,7 +193,7 @@ def multi_head_attention(fn) -> bool:
                 assert torch.allclose(expected, module(x), atol=1e-5)  # the reference is the module's forward
             got = fn(mine["x"], mine["qkv_weight"], mine.get("qkv_bias"), mine["proj_weight"],
                      mine["proj_bias"], heads)
-            got = _as_tensor("output", got, expected)
+            got = expect_tensor_like("output", got, expected)
             if not _matches(got, expected):
                 args = (x, names["qkv_weight"], names.get("qkv_bias"), names["proj_weight"], names["proj_bias"])
                 head_dim = dim // heads
@@ -268,7 +260,7 @@ def block_forward(fn) -> bool:
             cotangent = torch.randn(expected.shape, generator=generator)
             names = ["x", *(name for name, _ in block.named_parameters())]
             ref_grads = torch.autograd.grad(expected, [x_ref, *block.parameters()], cotangent)
-            got = _as_tensor("output", fn(block, x_mine), expected)
+            got = expect_tensor_like("output", fn(block, x_mine), expected)
             if not _matches(got, expected):
                 with torch.no_grad():
                     _diagnose(got, [
