@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from learnlib.check.core import Mismatch, assert_close, describe, expect_tensor_like, run_check, seeded
+from learnlib.check.core import Mismatch, assert_close, expect_tensor_like, run_check, seeded
 from learnlib.var.mask import block_causal_mask as reference_mask
 from learnlib.var.mask import scale_ids
 from learnlib.var.sampling import cfg_mix as reference_cfg_mix

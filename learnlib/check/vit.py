@@ -14,7 +14,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from learnlib.check.core import Mismatch, assert_close, describe, expect_tensor_like, run_check, seeded
+from learnlib.check.core import Mismatch, assert_close, expect_tensor_like, run_check, seeded
 from learnlib.nn.attention import Attention, scaled_dot_product_attention
 from learnlib.nn.block import Block
 from learnlib.nn.patch_embed import patchify as reference_patchify
