@@ -74,11 +74,7 @@ class DigitsDataset(Dataset):
 
 def random_shift(image: torch.Tensor, max_shift: int, fill: float) -> torch.Tensor:
     """`image` (C, H, W) translated by random integers in [-max_shift, max_shift] (torch's global RNG)."""
-    dy, dx = (torch.randint(-max_shift, max_shift + 1, (2,))).tolist()
-    size_h, size_w = image.shape[1:]
-    padded = torch.nn.functional.pad(image, (max_shift,) * 4, value=fill)  # (C, H + 2s, W + 2s)
-    top, left = max_shift - dy, max_shift - dx
-    return padded[:, top : top + size_h, left : left + size_w]  # (C, H, W)
+    return random_shift_batch(image[None], max_shift, fill)[0]  # (C, H, W)
 
 
 def random_shift_batch(images: torch.Tensor, max_shift: int, fill: float) -> torch.Tensor:
