@@ -18,7 +18,7 @@ import os
 import time
 
 import torch
-from machine import append_results, cpu_model
+from machine import append_results, best_times, cpu_model
 
 from learnlib.sparse import (
     SparseTensor,
@@ -42,20 +42,6 @@ def shell_coords(resolution: int, batch_size: int, thickness: float) -> torch.Te
         xyz = torch.nonzero((r - radius).abs() < thickness / 2)  # (n, 3)
         rows.append(torch.cat([torch.full((xyz.shape[0], 1), b), xyz], dim=1))  # (n, 4)
     return torch.cat(rows).int()  # (N, 4)
-
-
-def best_times(fns: dict, repeats: int) -> dict:
-    """Best wall time in seconds of each callable after a warm-up call; calls interleaved so
-    that load from other processes hits every contender alike."""
-    for fn in fns.values():
-        fn()
-    times = {name: float("inf") for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name] = min(times[name], time.perf_counter() - start)
-    return times
 
 
 

@@ -16,7 +16,7 @@ import os
 
 import torch
 import torch.nn.functional as F
-from machine import append_results, cpu_model, timed
+from machine import append_results, best_wall_and_cpu, cpu_model
 from torch.utils.data import DataLoader, Dataset
 
 from learnlib import models
@@ -82,13 +82,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     fns = [(label, step_fn(*setup)) for label, *setup in SETUPS]
-    best = {label: float("inf") for label, _ in fns}
-    cpu = {}
-    for _ in range(args.repeats):  # interleaved, so that load from other processes hits every setup alike
-        for label, fn in fns:
-            wall, cpu_s = timed(fn, 1)
-            if wall < best[label]:
-                best[label], cpu[label] = wall, cpu_s
+    measured = best_wall_and_cpu(dict(fns), args.repeats)
+    best = {label: wall for label, (wall, _) in measured.items()}
+    cpu = {label: cpu_s for label, (_, cpu_s) in measured.items()}
     first = best[fns[0][0]]
     rows = "".join(f"| {label} | {best[label] / 20 * 1e3:.1f} | {cpu[label] / 20 * 1e3:.1f} | "
                    f"{first / best[label]:.2f}x |\n" for label, _ in fns)

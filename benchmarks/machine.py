@@ -34,6 +34,27 @@ def timed(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
+def best_times(fns: dict, repeats: int) -> dict[str, float]:
+    """Best wall seconds of each callable after one warm-up call each; the calls are interleaved so
+    that load from other processes hits every contender alike."""
+    return {name: wall for name, (wall, _) in best_wall_and_cpu(fns, repeats).items()}
+
+
+def best_wall_and_cpu(fns: dict, repeats: int) -> dict[str, tuple[float, float]]:
+    """Like `best_times`, with the process CPU seconds of each fastest call."""
+    for fn in fns.values():
+        fn()
+    best = {name: (float("inf"), float("nan")) for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            fn()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            if wall < best[name][0]:
+                best[name] = (wall, cpu)
+    return best
+
+
 def append_results(title: str, body: str) -> None:
     """Append a section "## title (today)" with `body` to benchmarks/RESULTS.md, in one write."""
     with RESULTS.open("a") as fh:
