@@ -1,17 +1,14 @@
 """The model registry: every model of the course is built by name through `create`.
 
 Model modules register factories with `@register("name")`; configs, the CLI and the
-notebooks all call `create(name, **overrides)`.
+notebooks all call `create(name, **overrides)`, and the training path `build_model(cfg)`.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-
 from torch import nn
 
-_FACTORIES: dict[str, Callable[..., nn.Module]] = {}
+from learnlib.registry import Registry
 
 # Modules whose import registers models. Each chapter adds its module here.
 MODEL_MODULES = (
@@ -19,49 +16,28 @@ MODEL_MODULES = (
     "learnlib.vit",
     "learnlib.vq",
     "learnlib.var",
+    "learnlib.slat",
 )
-_loaded = False
-
-
-def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator that registers a model factory under `name`."""
-
-    def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _FACTORIES and _FACTORIES[name] is not factory:
-            raise ValueError(f"model name {name!r} is registered twice")
-        _FACTORIES[name] = factory
-        return factory
-
-    return decorator
-
-
-def _load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    for module in MODEL_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            # A chapter module that does not exist yet registers nothing; any other
-            # missing import is a real error and is raised.
-            if err.name != module:
-                raise
-    _loaded = True
+MODELS = Registry("model", MODEL_MODULES)
+register = MODELS.register
 
 
 def available() -> list[str]:
     """Sorted names of every registered model."""
-    _load_all()
-    return sorted(_FACTORIES)
+    return MODELS.available()
 
 
 def create(name: str, **overrides) -> nn.Module:
     """Build the registered model `name`, with keyword overrides of its defaults."""
-    _load_all()
-    if name not in _FACTORIES:
-        raise KeyError(f"unknown model {name!r}; available models: {', '.join(available())}")
-    return _FACTORIES[name](**overrides)
+    return MODELS.build(name, **overrides)
+
+
+def build_model(cfg) -> nn.Module:
+    """The model that a training config's `model` group describes (`name` plus overrides)."""
+    from omegaconf import OmegaConf
+
+    kwargs = OmegaConf.to_container(cfg.model, resolve=True)
+    return create(kwargs.pop("name"), **kwargs)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

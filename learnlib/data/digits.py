@@ -8,6 +8,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset
 
+from learnlib.data.registry import register_dataset
+
 DIGITS_MAX = 16.0  # pixel values of load_digits lie in [0, 16]
 
 
@@ -86,3 +88,11 @@ def random_shift_batch(images: torch.Tensor, max_shift: int, fill: float) -> tor
     cols = max_shift - dx + torch.arange(size_w)  # (B, W)
     picked = padded[torch.arange(batch)[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
     return picked.permute(0, 3, 1, 2)  # (B, C, H, W)
+
+
+@register_dataset("digits")
+def build_digits(cfg) -> tuple[DigitsDataset, DigitsDataset]:
+    """Train (with `max_shift` augmentation) and held-out digits for a `data` config."""
+    kwargs = dict(val_fraction=cfg.get("val_fraction", 0.2), seed=cfg.get("split_seed", 0),
+                  size=cfg.get("size", 8), value_range=tuple(cfg.get("value_range", (-1.0, 1.0))))
+    return DigitsDataset("train", max_shift=cfg.get("max_shift", 0), **kwargs), DigitsDataset("val", **kwargs)

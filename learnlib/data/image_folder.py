@@ -9,6 +9,8 @@ from pathlib import Path
 from PIL import Image
 from torch.utils.data import Dataset
 
+from learnlib.data.registry import register_dataset
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
@@ -93,3 +95,25 @@ class ImageFolder(Dataset):
 
     def __repr__(self) -> str:
         return f"ImageFolder(root={str(self.root)!r}, images={len(self)}, classes={len(self.classes)})"
+
+
+@register_dataset("image_folder")
+def build_image_folder(cfg) -> tuple[ImageFolder, ImageFolder]:
+    """Train and val ImageFolders under `cfg.root` (train/ and val/ class subfolders) with their transforms."""
+    if cfg.get("root") is None:
+        raise ValueError("data.root is not set: pass data.root=/path/to/dataset "
+                         "(a folder with train/ and val/ class subfolders)")
+    root = Path(str(cfg.root)).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"data.root {root} does not exist")
+    from learnlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+
+    size = cfg.get("image_size", 224)
+    mean, std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
+    train_tf = train_transform(size, scale=tuple(cfg.get("crop_scale", (0.08, 1.0))), hflip=cfg.get("hflip", 0.5),
+                               mean=mean, std=std)
+    eval_tf = eval_transform(size, crop_pct=cfg.get("crop_pct", 0.875), mean=mean, std=std)
+    skip = cfg.get("skip_unreadable", False)
+    train = ImageFolder(root / cfg.get("train_split", "train"), transform=train_tf, skip_unreadable=skip)
+    val = ImageFolder(root / cfg.get("val_split", "val"), transform=eval_tf, skip_unreadable=skip)
+    return train, val

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, NonFiniteLossError, FileNotFoundError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    if result.checkpoint is not None:  # only rank 0 wrote it
+    if result.is_main:  # one summary, from rank 0
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()))
         print(f"{cfg.name}: {result.steps} steps in {result.seconds:.1f} s; {metrics}")
         print(f"checkpoint: {result.checkpoint}")

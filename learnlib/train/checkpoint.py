@@ -16,6 +16,13 @@ from learnlib.train.errors import CheckpointError
 FORMAT = "learnlib-checkpoint-v1"
 
 
+def _file_mode() -> int:
+    """The permissions a new file of this user gets (0o666 less the umask), not mkstemp's 0o600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_save(obj: dict, path: str | os.PathLike) -> Path:
     """Write `obj` with torch.save to a temporary file, then rename it over `path`.
 
@@ -30,6 +37,7 @@ def atomic_save(obj: dict, path: str | os.PathLike) -> Path:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -44,6 +52,7 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         shutil.copyfile(src, tmp)
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -114,3 +123,18 @@ def set_rng_state(state: dict) -> None:
     random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def first_non_finite(named_tensors) -> str | None:
+    """The name of the first floating tensor holding NaN or infinity, or None when all are finite."""
+    for name, tensor in named_tensors:
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            return name
+    return None
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer):
+    """(name, tensor) of every optimizer state tensor (moments, steps)."""
+    for index, state in enumerate(optimizer.state.values()):
+        for key, value in state.items():
+            yield f"optimizer state {key} of parameter {index}", value

@@ -63,7 +63,6 @@ def load_model(path: str | Path, ema: bool = True, model_name: str | None = None
     """The model of a training checkpoint (.pt), an exported folder, or (with `model_name`) a plain
     state dict such as a released checkpoint, in eval mode."""
     from learnlib import models
-    from learnlib.train.trainer import build_model
 
     path = resolve_path(path)
     if model_name is not None and path.is_file():
@@ -85,6 +84,6 @@ def load_model(path: str | Path, ema: bool = True, model_name: str | None = None
         state = load_checkpoint(path)
         cfg = OmegaConf.create(state["config"])
         weights = _weights(state, ema)
-    model = build_model(cfg)
+    model = models.build_model(cfg)
     load_model_state(model, weights, str(path))
     return model.eval()

@@ -19,6 +19,8 @@ def psnr_per_image(recon: torch.Tensor, target: torch.Tensor, value_range: float
 class VQVAEReconstruction(Task):
     """Reconstruction (L1/L2) plus the quantizer loss; held-out MSE, PSNR and codebook perplexity."""
 
+    metric_names = ("mse", "psnr", "perplexity")
+
     def __init__(self, recon_loss: str = "l2", quant_weight: float = 1.0):
         self.recon_loss, self.quant_weight = recon_loss, quant_weight
 
@@ -43,6 +45,8 @@ class VQVAEReconstruction(Task):
 @register_task("var")
 class NextScalePrediction(Task):
     """Teacher-forced cross-entropy over all scales of a frozen VQ-VAE's token pyramid."""
+
+    metric_names = ("loss", "token_accuracy")
 
     def __init__(self, vqvae: str | None, vqvae_model: str | None = None, vqvae_overrides: dict | None = None,
                  label_smoothing: float = 0.0):

@@ -8,9 +8,14 @@ from pathlib import Path
 
 
 class RunLogger:
-    """Writes scalars to metrics.csv (step, key, value) and TensorBoard; keeps a history."""
+    """Writes scalars to metrics.csv (step, key, value) and TensorBoard; keeps a history.
 
-    def __init__(self, run_dir: Path, enabled: bool = True, tensorboard: bool = True, append: bool = False):
+    `resume_step` continues a run from its checkpoint at that step: the rows logged after it
+    (written before a crash, about to be written again) are dropped from metrics.csv and
+    TensorBoard, and the history holds the whole run up to it.
+    """
+
+    def __init__(self, run_dir: Path, enabled: bool = True, tensorboard: bool = True, resume_step: int | None = None):
         self.run_dir, self.enabled = Path(run_dir), enabled
         self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)
         self._writer = None
@@ -19,15 +24,20 @@ class RunLogger:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / "metrics.csv"
-        new_file = not (append and path.exists())
-        self._csv_file = open(path, "w" if new_file else "a", newline="")
+        if resume_step is not None and path.exists():
+            for key, points in read_metrics_csv(path).items():
+                self.history[key] = [(step, value) for step, value in points if step <= resume_step]
+        self._csv_file = open(path, "w", newline="")
         self._csv = csv.writer(self._csv_file)
-        if new_file:
-            self._csv.writerow(["step", "key", "value"])
+        self._csv.writerow(["step", "key", "value"])
+        rows = sorted((step, key, value) for key, points in self.history.items() for step, value in points)
+        self._csv.writerows([step, key, f"{value:.6g}"] for step, key, value in rows)
+        self._csv_file.flush()
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+            purge = None if resume_step is None else resume_step + 1
+            self._writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=purge)
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         for key, value in scalars.items():

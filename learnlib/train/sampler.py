@@ -43,8 +43,14 @@ class ResumableDistributedSampler(Sampler[int]):
             order = order[: self.length // self.global_batch * self.global_batch]
         return order[self.rank :: self.world_size]
 
+    @property
+    def per_epoch(self) -> int:
+        """How many indices this rank gets in a whole epoch."""
+        kept = self.length // self.global_batch * self.global_batch if self.drop_last else self.length
+        return max(0, -(-(kept - self.rank) // self.world_size))
+
     def __iter__(self) -> Iterator[int]:
         return iter(self._epoch_indices()[self.start :].tolist())
 
     def __len__(self) -> int:
-        return max(0, len(self._epoch_indices()) - self.start)
+        return max(0, self.per_epoch - self.start)

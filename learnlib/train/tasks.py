@@ -7,41 +7,28 @@ over the held-out set (and over ranks). Chapters register their tasks here.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-_TASKS: dict[str, Callable[..., Task]] = {}
+from learnlib.registry import Registry
 
-
-def register_task(name: str):
-    """Decorator registering a Task class under `name`."""
-
-    def decorator(cls):
-        _TASKS[name] = cls
-        return cls
-
-    return decorator
+# Modules whose import registers tasks. Each chapter adds its module here.
+TASK_MODULES = ("learnlib.train.tasks", "learnlib.train.generative_tasks", "learnlib.slat.task")
+TASKS = Registry("task", TASK_MODULES)
+register_task = TASKS.register
 
 
 def build_task(cfg) -> Task:
     """The task named by `cfg.name`, built with the other keys of `cfg`."""
     kwargs = {k: v for k, v in dict(cfg).items() if k != "name"}
-    name = cfg.get("name")
-    if name not in _TASKS:
-        raise KeyError(f"unknown task {name!r}; available tasks: {', '.join(sorted(_TASKS))}")
-    accepted = [p for p in inspect.signature(_TASKS[name].__init__).parameters if p != "self"]
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise ValueError(f"task {name!r} has no option(s) {unknown}; its options are {accepted}")
-    return _TASKS[name](**kwargs)
+    return TASKS.build(cfg.get("name"), **kwargs)
 
 
 class Task:
-    """Base class of tasks."""
+    """Base class of tasks. `metric_names` lists the held-out metrics `eval_sums` reports."""
+
+    metric_names: tuple[str, ...] = ()
 
     def training_loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
@@ -64,6 +51,8 @@ def move_to(batch, device: torch.device):
 @register_task("classification")
 class Classification(Task):
     """Cross-entropy on (images, labels) batches; accuracy on the held-out set."""
+
+    metric_names = ("loss", "accuracy")
 
     def __init__(self, label_smoothing: float = 0.0):
         self.label_smoothing = label_smoothing

@@ -13,30 +13,30 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from learnlib import models
 from learnlib.data import build_datasets
-from learnlib.train import (
-    distributed,
-    generative_tasks,  # noqa: F401  (registers the vqvae and var tasks)
-)
+from learnlib.models import build_model
+from learnlib.train import distributed
 from learnlib.train.checkpoint import (
     FORMAT,
     atomic_copy,
     atomic_save,
+    first_non_finite,
     load_checkpoint,
     load_model_state,
+    optimizer_tensors,
     rng_state,
     set_rng_state,
 )
 from learnlib.train.errors import NonFiniteLossError
+from learnlib.train.loader import ResumableLoader, eval_batches, train_batch_sampler
 from learnlib.train.logger import RunLogger, plot_curves
 from learnlib.train.optim import build_optimizer
-from learnlib.train.sampler import ResumableDistributedSampler
+from learnlib.train.run_dir import RunDirectory
 from learnlib.train.schedule import build_scheduler
 from learnlib.train.tasks import build_task, move_to
+from learnlib.train.validate import validate_best_metric, validate_config
 
 
 @dataclass
@@ -50,6 +50,7 @@ class FitResult:
     steps: int
     seconds: float
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    is_main: bool = True  # False on the other ranks of a distributed run (they write nothing)
 
 
 def seed_everything(seed: int) -> None:
@@ -57,12 +58,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def build_model(cfg: DictConfig) -> torch.nn.Module:
-    """The model named in `cfg.model`, built through the registry."""
-    kwargs = OmegaConf.to_container(cfg.model, resolve=True)
-    return models.create(kwargs.pop("name"), **kwargs)
 
 
 def _autocast(precision: str, device: torch.device):
@@ -78,9 +73,12 @@ def _autocast(precision: str, device: torch.device):
 
 
 def _check_batching(cfg: DictConfig, world_size: int, train_len: int) -> int:
+    """The micro-batch per rank of fixed-size batching (0 for budgeted batches)."""
     t = cfg.trainer
+    if t.get("batching", "fixed") == "budget":
+        return 0
     per_step = world_size * t.grad_accum
-    if t.grad_accum < 1 or t.batch_size % per_step:
+    if t.batch_size % per_step:
         raise ValueError(f"trainer.batch_size ({t.batch_size}) must be a positive multiple of "
                          f"world_size * grad_accum ({world_size} * {t.grad_accum})")
     if train_len < t.batch_size:
@@ -102,180 +100,188 @@ def evaluate(model, task, loader, info, precision: str) -> dict[str, float]:
                 acc[1] += count
     keys = sorted(sums)
     packed = torch.tensor([v for k in keys for v in sums[k]], dtype=torch.float64, device=info.device)
-    packed = distributed.all_reduce_sum(packed, info).view(-1, 2)  # (metrics, [sum, count])
+    packed = distributed.all_reduce_sum(packed, info).view(-1, 2)  # (metrics, 2): [sum, count]
     model.train(was_training)
     return {f"val/{k}": (packed[i, 0] / packed[i, 1].clamp_min(1)).item() for i, k in enumerate(keys)}
 
 
 def fit(cfg: DictConfig) -> FitResult:
     """Train the experiment described by `cfg` (see learnlib/configs/config.yaml)."""
-    t = cfg.trainer
-    info = distributed.setup(t.device)
+    validate_config(cfg)
+    info = distributed.setup(cfg.trainer.device)
+    run_dir = RunDirectory(cfg.run_dir)
     try:
-        return _fit(cfg, info)
+        if info.is_main:
+            run_dir.acquire()
+        run_dir.check_start(cfg.resume, cfg.overwrite)
+        if info.is_main:
+            if cfg.overwrite and not cfg.resume:
+                run_dir.clear()
+            run_dir.remove_partial_checkpoints()
+        distributed.barrier(info)
+        return _Run(cfg, info, run_dir).train()
     finally:
+        run_dir.release()
         distributed.teardown(info)
 
 
-def _fit(cfg: DictConfig, info) -> FitResult:
-    t = cfg.trainer
-    run_dir = Path(cfg.run_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+class _Run:
+    """One training run: builds everything from the config, restores a checkpoint, loops."""
 
-    resume_state = None
-    if cfg.resume:
-        resume_state = load_checkpoint(last_path)  # raises a clear error before anything is written
-    elif info.is_main and last_path.exists():
-        print(f"note: starting a fresh run in {run_dir}; its old checkpoints will be replaced "
-              "(pass resume=true to continue it instead)")
+    def __init__(self, cfg: DictConfig, info, run_dir: RunDirectory):
+        t = self.t = cfg.trainer
+        self.cfg, self.info, self.dir = cfg, info, run_dir
+        resume_state = load_checkpoint(run_dir.last) if cfg.resume else None  # a clear error before any write
+        _autocast(t.precision, info.device)  # validates trainer.precision before anything is built
+        if t.num_threads:
+            torch.set_num_threads(t.num_threads)
+        seed_everything(cfg.seed)
+        train_set, val_set = build_datasets(cfg.data)
+        micro_batch = _check_batching(cfg, info.world_size, len(train_set))
+        self.task = build_task(cfg.task)
+        validate_best_metric(t, self.task.metric_names)
+        self.model = build_model(cfg).to(info.device)
+        self.optimizer = build_optimizer(self.model, t.lr, t.weight_decay, t.betas, info.device)
+        self.scheduler = build_scheduler(self.optimizer, t.warmup_steps, t.max_steps, t.min_lr_ratio)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=t.precision == "fp16")
+        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay))
+                    if t.ema_decay else None)
+        self.loader = ResumableLoader(train_set, train_batch_sampler(train_set, t, info.rank, info.world_size, cfg.seed),
+                                      num_workers=t.num_workers, pin_memory=info.device.type == "cuda", seed=cfg.seed)
+        self.step, self.best_value, self.last_good_step = 0, None, None
+        if resume_state is not None:
+            self._restore(resume_state)
+        self.train_model = self._wrap(self.model)
+        self.val_loader = eval_batches(val_set, t.get("eval_batch_size") or max(micro_batch, 256), info.rank,
+                                       info.world_size, t.num_workers, cfg.seed)
+        self.logger = RunLogger(run_dir.path, enabled=info.is_main, tensorboard=t.tensorboard,
+                                resume_step=self.step if resume_state is not None else None)
+        if info.is_main:
+            (run_dir.path / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+        self.eval_model = self.ema.module if self.ema is not None else self.model
+        self.metrics: dict[str, float] = {}
 
-    _autocast(t.precision, info.device)  # validates trainer.precision before anything is built
-    if t.num_threads:
-        torch.set_num_threads(t.num_threads)
-    seed_everything(cfg.seed)
-    train_set, val_set = build_datasets(cfg.data)
-    micro_batch = _check_batching(cfg, info.world_size, len(train_set))
-    task = build_task(cfg.task)
-    model = build_model(cfg).to(info.device)
-    optimizer = build_optimizer(model, t.lr, t.weight_decay, t.betas, info.device)
-    scheduler = build_scheduler(optimizer, t.warmup_steps, t.max_steps, t.min_lr_ratio)
-    scaler = torch.amp.GradScaler("cuda", enabled=t.precision == "fp16")
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay)) if t.ema_decay else None
+    def _restore(self, state: dict) -> None:
+        load_model_state(self.model, state["model"], str(self.dir.last))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.step = self.last_good_step = state["step"]
+        self.loader.load_state_dict(state["data"])
+        self.best_value = state.get("best_value")
+        set_rng_state(state["rng"])
 
-    step, epoch, batch_in_epoch = 0, 0, 0
-    best_value = None
-    if resume_state is not None:
-        load_model_state(model, resume_state["model"], str(last_path))
-        optimizer.load_state_dict(resume_state["optimizer"])
-        scheduler.load_state_dict(resume_state["scheduler"])
-        scaler.load_state_dict(resume_state["scaler"])
-        if ema is not None and resume_state.get("ema") is not None:
-            ema.load_state_dict(resume_state["ema"])
-        step = resume_state["step"]
-        epoch, batch_in_epoch = resume_state["data"]["epoch"], resume_state["data"]["batch_in_epoch"]
-        best_value = resume_state.get("best_value")
-        set_rng_state(resume_state["rng"])
+    def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        info = self.info
+        if info.enabled:
+            model = DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+        return torch.compile(model) if self.t.compile else model
 
-    train_model = model
-    if info.enabled:
-        train_model = DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
-    if t.compile:
-        train_model = torch.compile(train_model)
+    def train(self) -> FitResult:
+        """Run until `trainer.max_steps`; evaluate, log and checkpoint on schedule."""
+        t, info = self.t, self.info
+        start_time = time.perf_counter()
+        self.progress = tqdm(total=t.max_steps, initial=self.step, disable=not (info.is_main and t.progress),
+                             desc=self.cfg.name, dynamic_ncols=True, mininterval=1.0)
+        self.model.train()
+        try:
+            while self.step < t.max_steps:
+                loss, scalars = self._optimizer_step()
+                self._after_step(loss, scalars)
+        finally:
+            self.progress.close()
+            self.logger.close()
+        seconds = time.perf_counter() - start_time
+        if info.is_main and t.plot:
+            plot_curves(self.logger.history, self.dir.path / "curves.png", title=self.cfg.name)
+        last = self.dir.last if info.is_main and self.dir.last.exists() else None
+        best = self.dir.best if info.is_main and self.dir.best.exists() else None
+        return FitResult(metrics=self.metrics, checkpoint=last, best_checkpoint=best, run_dir=self.dir.path,
+                         steps=self.step, seconds=seconds, history=dict(self.logger.history), is_main=info.is_main)
 
-    sampler = ResumableDistributedSampler(len(train_set), info.rank, info.world_size, shuffle=True,
-                                          seed=cfg.seed, global_batch=t.batch_size)
-    loader_generator = torch.Generator().manual_seed(cfg.seed)  # keeps the global RNG untouched
-    train_loader = DataLoader(train_set, batch_size=micro_batch, sampler=sampler, num_workers=t.num_workers,
-                              pin_memory=info.device.type == "cuda", generator=loader_generator,
-                              persistent_workers=False)
-    val_sampler = ResumableDistributedSampler(len(val_set), info.rank, info.world_size, shuffle=False,
-                                              drop_last=False)
-    val_loader = DataLoader(val_set, batch_size=max(micro_batch, 256), sampler=val_sampler,
-                            num_workers=t.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
-
-    logger = RunLogger(run_dir, enabled=info.is_main, tensorboard=t.tensorboard, append=resume_state is not None)
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    eval_model = ema.module if ema is not None else model
-    metrics: dict[str, float] = {}
-
-    def save(path: Path, current_metrics: dict[str, float]) -> None:
-        state = {
-            "format": FORMAT, "step": step, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-            "rng": rng_state(), "data": {"epoch": epoch, "batch_in_epoch": batch_in_epoch},
-            "config": OmegaConf.to_yaml(cfg), "metrics": current_metrics, "best_value": best_value,
-        }
-        atomic_save(state, path)
-
-    def is_better(value: float) -> bool:
-        if best_value is None:
-            return True
-        return value > best_value if t.best_mode == "max" else value < best_value
-
-    start_time = time.perf_counter()
-    progress = tqdm(total=t.max_steps, initial=step, disable=not (info.is_main and t.progress),
-                    desc=cfg.name, dynamic_ncols=True, mininterval=1.0)
-    model.train()
-    batches_per_epoch = len(train_set) // t.batch_size * t.grad_accum
-    data_iter = None
-    while step < t.max_steps:
-        if data_iter is None:
-            sampler.set_epoch(epoch, start=batch_in_epoch * micro_batch)
-            data_iter = iter(train_loader)
+    def _optimizer_step(self) -> tuple[float, dict[str, float]]:
+        """Forward and backward over `grad_accum` micro-batches, then one optimizer step."""
+        t, info = self.t, self.info
         loss_sum, scalars_sum = 0.0, {}
         for micro in range(t.grad_accum):
-            batch = next(data_iter, None)
-            if batch is None:  # the epoch ran out mid-step: start the next one
-                epoch, batch_in_epoch = epoch + 1, 0
-                sampler.set_epoch(epoch)
-                data_iter = iter(train_loader)
-                batch = next(data_iter)
-            batch_in_epoch += 1
-            batch = move_to(batch, info.device)
+            batch = move_to(next(self.loader), info.device)
             sync = micro == t.grad_accum - 1 or not info.enabled
-            with (contextlib.nullcontext() if sync else train_model.no_sync()):
+            with contextlib.nullcontext() if sync else self.train_model.no_sync():
                 with _autocast(t.precision, info.device):
-                    loss, scalars = task.training_loss(train_model, batch)
+                    loss, scalars = self.task.training_loss(self.train_model, batch)
                 if not torch.isfinite(loss):
-                    progress.close()
-                    logger.close()
-                    where = f"last good checkpoint: {last_path}" if last_path.exists() else "no checkpoint written yet"
-                    raise NonFiniteLossError(f"loss became {loss.item()} at step {step + 1} "
-                                             f"(micro-batch {micro + 1}/{t.grad_accum}); {where}")
-                scaler.scale(loss / t.grad_accum).backward()
+                    raise NonFiniteLossError(f"loss became {loss.item()} at step {self.step + 1} "
+                                             f"(micro-batch {micro + 1}/{t.grad_accum}); {self._last_good()}")
+                self.scaler.scale(loss / t.grad_accum).backward()
             loss_sum += loss.item() / t.grad_accum
             for key, value in scalars.items():
                 scalars_sum[key] = scalars_sum.get(key, 0.0) + value / t.grad_accum
-        if batch_in_epoch >= batches_per_epoch:
-            epoch, batch_in_epoch, data_iter = epoch + 1, 0, None
-
-        scaler.unscale_(optimizer)
-        grad_norm = None
+        self.scaler.unscale_(self.optimizer)
         if t.grad_clip is not None:
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip).item()
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        lr = scheduler.get_last_lr()[0]
-        scheduler.step()
-        if ema is not None:
-            ema.update_parameters(model)
-        step += 1
-        progress.update(1)
+            scalars_sum["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip).item()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        scalars_sum["lr"] = self.scheduler.get_last_lr()[0]
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        self.step += 1
+        self.progress.update(1)
+        return loss_sum, scalars_sum
 
+    def _after_step(self, loss: float, scalars: dict[str, float]) -> None:
+        t, step = self.t, self.step
         if step % t.log_every == 0 or step == t.max_steps:
-            logged = {"train/loss": loss_sum, "train/lr": lr, **{f"train/{k}": v for k, v in scalars_sum.items()}}
-            if grad_norm is not None:  # logged only on steps that stepped and clipped
-                logged["train/grad_norm"] = grad_norm
-            logger.log(step, logged)
-            progress.set_postfix(loss=f"{loss_sum:.4f}", lr=f"{lr:.2e}")
-
+            # grad_norm is there only on steps that clipped: every optimizer step, never a micro-batch
+            self.logger.log(step, {"train/loss": loss, **{f"train/{k}": v for k, v in scalars.items()}})
+            self.progress.set_postfix(loss=f"{loss:.4f}", lr=f"{scalars['lr']:.2e}")
         do_eval = step % t.eval_every == 0 or step == t.max_steps
-        do_ckpt = step % t.checkpoint_every == 0 or step == t.max_steps
         if do_eval:
-            metrics = evaluate(eval_model, task, val_loader, info, t.precision)
-            logger.log(step, metrics)
-            progress.set_postfix(loss=f"{loss_sum:.4f}", **{k.replace("/", "_"): f"{v:.4f}" for k, v in metrics.items()})
-        if do_ckpt:
-            distributed.barrier(info)
-            if info.is_main:
-                new_best = do_eval and t.best_metric in metrics and is_better(metrics[t.best_metric])
-                if new_best:
-                    best_value = metrics[t.best_metric]
-                save(last_path, metrics)
-                if new_best:
-                    atomic_copy(last_path, best_path)
-            distributed.barrier(info)
-    progress.close()
+            self.metrics = evaluate(self.eval_model, self.task, self.val_loader, self.info, t.precision)
+            self.logger.log(step, self.metrics)
+            self.progress.set_postfix(loss=f"{loss:.4f}",
+                                      **{k.replace("/", "_"): f"{v:.4f}" for k, v in self.metrics.items()})
+        if step % t.checkpoint_every == 0 or step == t.max_steps:
+            self._checkpoint(new_metrics=do_eval)
 
-    seconds = time.perf_counter() - start_time
-    if info.is_main and t.plot:
-        plot_curves(logger.history, run_dir / "curves.png", title=cfg.name)
-    logger.close()
-    return FitResult(metrics=metrics, checkpoint=last_path if last_path.exists() else None,
-                     best_checkpoint=best_path if best_path.exists() else None, run_dir=run_dir,
-                     steps=step, seconds=seconds, history=dict(logger.history))
+    def _last_good(self) -> str:
+        if self.last_good_step is None:
+            return "no checkpoint written yet"
+        return f"last good checkpoint: {self.dir.last} (step {self.last_good_step})"
+
+    def _checkpoint(self, new_metrics: bool) -> None:
+        """Write last.pt (and best.pt on a new best) on rank 0; never with non-finite weights."""
+        # every rank holds the same weights and optimizer state, so every rank stops together;
+        # buffers may hold infinities on purpose (attention masks) and are not checked
+        bad = first_non_finite([*self.model.named_parameters(), *optimizer_tensors(self.optimizer)])
+        if bad is not None:
+            raise NonFiniteLossError(f"{bad} became non-finite by step {self.step}; no checkpoint written "
+                                     f"(lower trainer.lr or enable trainer.grad_clip); {self._last_good()}")
+        distributed.barrier(self.info)
+        if self.info.is_main:
+            metric = self.metrics.get(self.t.best_metric) if new_metrics else None
+            new_best = metric is not None and self._is_better(metric)
+            if new_best:
+                self.best_value = metric
+            atomic_save(self._state(), self.dir.last)
+            self.last_good_step = self.step
+            if new_best:
+                atomic_copy(self.dir.last, self.dir.best)
+        distributed.barrier(self.info)
+
+    def _is_better(self, value: float) -> bool:
+        if self.best_value is None:
+            return True
+        return value > self.best_value if self.t.best_mode == "max" else value < self.best_value
+
+    def _state(self) -> dict:
+        ema = self.ema.state_dict() if self.ema is not None else None
+        return {
+            "format": FORMAT, "step": self.step, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "ema": ema, "rng": rng_state(), "data": self.loader.state_dict(),
+            "config": OmegaConf.to_yaml(self.cfg), "metrics": self.metrics, "best_value": self.best_value,
+        }

@@ -1,0 +1,87 @@
+"""A run directory owned by one run at a time: locked, never mixing two runs' files.
+
+`RunDirectory` takes an exclusive lock (released by the OS if the process dies), refuses to
+start a fresh run over an existing one unless told to overwrite it, and removes the
+temporary files a killed checkpoint write may have left.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from learnlib.train.errors import ConfigError
+
+LOCK_NAME = ".lock"
+RUN_FILES = ("config.yaml", "metrics.csv", "curves.png")  # what a run writes besides its folders
+RUN_FOLDERS = ("checkpoints", "tensorboard")
+
+
+class RunDirectory:
+    """The folder of one run: `checkpoints/last.pt`, `best.pt`, metrics, TensorBoard, curves."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+        self.last, self.best = self.checkpoints / "last.pt", self.checkpoints / "best.pt"
+        self._lock_handle = None
+
+    def existing_run_files(self) -> list[str]:
+        """Names of the files and folders of an earlier run found here."""
+        found = [n for n in RUN_FILES + RUN_FOLDERS if (self.path / n).exists()]
+        return found if set(found) - {"config.yaml"} else []  # a lone config.yaml is no run
+
+    def check_start(self, resume: bool, overwrite: bool) -> None:
+        """Refuse a fresh run over an earlier one unless `overwrite` (every rank calls this)."""
+        found = self.existing_run_files()
+        if resume or overwrite or not found:
+            return
+        raise ConfigError(
+            f"run_dir {self.path} already holds a run ({', '.join(found)}); pass resume=true to continue it, "
+            "overwrite=true to replace it, or another run_dir=... for a new run"
+        )
+
+    def acquire(self) -> None:
+        """Take the run's lock; ConfigError naming the other process if it is held."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path / LOCK_NAME
+        handle = open(lock_path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown process"
+            handle.close()
+            raise ConfigError(f"run_dir {self.path} is in use by another run ({owner}; lock {lock_path}); "
+                              "wait for it to finish or pass another run_dir=...") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        self._lock_handle = handle
+
+    def release(self) -> None:
+        """Give the lock back."""
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def clear(self) -> None:
+        """Remove an earlier run's files (overwrite=true)."""
+        for name in RUN_FILES:
+            (self.path / name).unlink(missing_ok=True)
+        for name in RUN_FOLDERS:
+            shutil.rmtree(self.path / name, ignore_errors=True)
+
+    def remove_partial_checkpoints(self) -> list[Path]:
+        """Delete temporary files left by a checkpoint write that was killed; returns them."""
+        if not self.checkpoints.is_dir():
+            return []
+        partial = sorted(self.checkpoints.glob(".*.pt.*.tmp"))
+        for path in partial:
+            path.unlink(missing_ok=True)
+        return partial
