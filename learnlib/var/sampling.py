@@ -46,8 +46,7 @@ def check_labels(labels: torch.Tensor, num_classes: int) -> None:
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise ValueError(f"labels must be an integer tensor of class ids, got dtype {labels.dtype}; "
                          "use torch.tensor([...], dtype=torch.long)")
-    null = (labels == -1) | (labels == num_classes)  # -1, or the null id itself
-    bad = ~null & ((labels < 0) | (labels >= num_classes))
+    bad = (labels < -1) | (labels >= num_classes)  # num_classes too: an off-by-one id is no null request
     if bool(bad.any()):
         index = int(bad.nonzero()[0])
         raise ValueError(f"labels[{index}] = {int(labels[index])} is not a class: labels must lie in "
