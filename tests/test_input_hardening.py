@@ -23,7 +23,7 @@ from learnlib.sparse import (
 from learnlib.sparse.conv import _spconv_available
 from learnlib.splat import Gaussians, rasterize, rasterize_torch
 from learnlib.var import autoregressive_sample, cfg_mix, sample_images, top_k_top_p_filter
-from learnlib.var.sampling import sample_from_logits
+from learnlib.var.sampling import check_guidance, sample_from_logits
 
 
 def _coords(rows):
@@ -56,13 +56,16 @@ def test_duplicate_coords_are_rejected_naming_the_first_repeat():
         x.replace(feats, moved)
 
 
+@pytest.mark.parametrize("voxel_order", [False, True])
 @pytest.mark.parametrize("seed", range(6))
-def test_duplicate_check_agrees_with_a_python_scan(seed):
+def test_duplicate_check_agrees_with_a_python_scan(seed, voxel_order):
     gen = torch.Generator().manual_seed(seed)
     n = int(torch.randint(2, 40, (1,), generator=gen))
     batch = torch.randint(0, 3, (n, 1), generator=gen).sort(dim=0).values
     xyz = torch.randint(0, 4 if seed % 2 else 9, (n, 3), generator=gen)  # small grids repeat voxels
     coords = torch.cat([batch, xyz], dim=1).int()  # (n, 4)
+    if voxel_order:  # rows sorted by (batch, x, y, z), as from_dense and voxelizers give them
+        coords = torch.tensor(sorted(coords.tolist()), dtype=torch.int32)
     expected = _first_repeat(coords.tolist())
     if expected is None:
         SparseTensor(torch.randn(n, 3), coords)
@@ -333,11 +336,13 @@ def test_sampler_rejects_bad_guidance_and_filters(var_models, kwargs, match):
     vae, var = var_models
     with pytest.raises(ValueError, match=match):
         autoregressive_sample(var, vae.quantize, torch.tensor([1]), seed=0, **kwargs)
-    logits = torch.randn(1, 2, 8)
-    if "cfg" in kwargs:
+    with pytest.raises(ValueError, match=match):
+        sample_images(var, vae, torch.tensor([1]), seed=0, **kwargs)
+    if "cfg" in kwargs:  # cfg_mix itself is the bare formula shown in chapter 05
         with pytest.raises(ValueError, match=match):
-            cfg_mix(logits, logits, kwargs["cfg"], 1, 3)
+            check_guidance(kwargs["cfg"])
     else:
+        logits = torch.randn(1, 2, 8)
         args = {"top_k": kwargs.get("top_k", 0), "top_p": kwargs.get("top_p", 0.0)}
         with pytest.raises(ValueError, match=match):
             top_k_top_p_filter(logits, **args)

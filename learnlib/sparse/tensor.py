@@ -5,8 +5,8 @@ A sparse tensor stores only the occupied voxels: `feats` holds one row per voxel
 (batch, x, y, z) as int32. Rows of one batch are contiguous and batches appear in
 increasing order, so batch b is the slice `layout[b]` of both tensors.
 
-Each voxel appears at most once: construction rejects duplicated coordinates (a sort of
-the voxel keys of `voxel_keys`, the spatial hash the neighbour search uses too), and
+Each voxel appears at most once: construction rejects duplicated coordinates (comparing the
+`voxel_keys`, the spatial hash the neighbour search uses too, after a sort), and
 `SparseTensor.coalesce` merges them explicitly. A tensor with 0 voxels is valid, and the
 sparse layers return empty results for it.
 
@@ -58,7 +58,10 @@ def voxels_from_keys(keys: Tensor, sizes: Sequence[int]) -> Tensor:
 
 def _first_duplicate(coords: Tensor, sizes: Sequence[int]) -> tuple[int, int, int] | None:
     """(row, earlier row with the same voxel, number of duplicate rows) of the first repeated voxel, or None."""
-    sorted_keys, order = torch.sort(voxel_keys(coords.long(), sizes), stable=True)
+    keys = voxel_keys(coords.long(), sizes)  # (N,)
+    if bool((keys[1:] > keys[:-1]).all()):  # rows already in voxel order without repeats: no sort needed
+        return None
+    sorted_keys, order = torch.sort(keys, stable=True)
     same = sorted_keys[1:] == sorted_keys[:-1]  # (N-1,) equal neighbours in sorted order
     if not bool(same.any()):
         return None
@@ -77,8 +80,9 @@ class SparseTensor:
         resolution: optional grid size (int or 3 ints); coordinates must lie in [0, resolution).
         batch_size: number of batches (default: last batch id + 1); trailing empty batches allowed.
         spatial_cache: derived structures shared with tensors on the same coordinates.
-        validate: check the invariants above (a sort of the voxel keys and two host syncs);
-            internal ops, whose outputs satisfy them by construction, pass False.
+        validate: check the invariants above (two host syncs, and a sort of the voxel keys unless
+            the rows are already in voxel order); internal ops, whose outputs satisfy them by
+            construction, pass False.
     """
 
     def __init__(
