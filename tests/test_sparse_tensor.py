@@ -82,7 +82,7 @@ def test_replace_keeps_layout_and_cache():
     with pytest.raises(ValueError, match="rows"):
         x.replace(torch.zeros(3, 4))
     moved = x.coords.clone()
-    moved[:, 1] = 0
+    moved[:, 1] = 7 - moved[:, 1]  # mirrored in x: the same rows, other voxels
     z = x.replace(x.feats, moved)
     assert "probe" not in z.spatial_cache  # new coords, fresh cache
 

@@ -4,6 +4,9 @@
 `serialized_partition` group voxels for `sparse_windowed_self_attention` /
 `sparse_serialized_self_attention`; `SubMConv3d`, `SparseDownsample` and
 `SparseUpsample` convolve and resample.
+
+A SparseTensor holds each voxel once (`SparseTensor.coalesce` merges repeated ones), and
+a tensor with 0 voxels passes through every layer here as an empty result.
 """
 
 from learnlib.sparse.attention import (

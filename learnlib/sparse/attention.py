@@ -173,6 +173,8 @@ def partitioned_self_attention(
         raise ValueError(f"qkv has {qkv.shape[0]} voxels but the partition {part.fwd.shape[0]}")
     scale = 1.0 / math.sqrt(qkv.shape[-1]) if scale is None else scale
     backend = resolve_backend(backend, qkv.device)
+    if qkv.shape[0] == 0:  # 0 voxels: an empty result on every backend (flash-attn rejects empty batches)
+        return qkv[:, 0] * 0.0  # (0, H, D), still in the autograd graph
     if backend == "loop":
         return _attention_loop(qkv, part, scale)
     if backend == "flash_attn":

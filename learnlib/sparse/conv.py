@@ -20,7 +20,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from learnlib.sparse.tensor import SparseTensor
+from learnlib.sparse.tensor import SparseTensor, voxel_keys, voxels_from_keys
+
+_encode, _decode = voxel_keys, voxels_from_keys  # the voxel keys of SparseTensor's duplicate check
 
 
 def _offsets(kernel_size: int, dilation: int, device: torch.device) -> Tensor:
@@ -28,22 +30,6 @@ def _offsets(kernel_size: int, dilation: int, device: torch.device) -> Tensor:
     r = kernel_size // 2
     grid = list(itertools.product(range(-r, r + 1), repeat=3))
     return torch.tensor(grid, device=device, dtype=torch.long) * dilation  # (K^3, 3)
-
-
-def _encode(coords: Tensor, sizes: tuple[int, int, int]) -> Tensor:
-    """Int64 key of (batch, x, y, z) with 0 <= x, y, z < sizes."""
-    sx, sy, sz = sizes
-    return ((coords[:, 0] * sx + coords[:, 1]) * sy + coords[:, 2]) * sz + coords[:, 3]
-
-
-def _decode(keys: Tensor, sizes: tuple[int, int, int]) -> Tensor:
-    """Inverse of _encode: coords [N, 4] int64."""
-    sx, sy, sz = sizes
-    z = keys % sz
-    y = (keys // sz) % sy
-    x = (keys // (sz * sy)) % sx
-    b = keys // (sz * sy * sx)
-    return torch.stack([b, x, y, z], dim=1)  # (N, 4)
 
 
 def submanifold_neighbors(coords: Tensor, kernel_size: int = 3, dilation: int = 1) -> Tensor:
@@ -116,7 +102,8 @@ class SubMConv3d(nn.Module):
     """Submanifold 3D convolution on a SparseTensor [N, in_channels] -> [N, out_channels].
 
     weight: [out, in, k, k, k] (the nn.Conv3d layout); backend "torch", "spconv" or
-    "auto" (spconv when installed).
+    "auto" (spconv when installed). A tensor with 0 voxels gives 0 voxels with out_channels
+    features (computed by the torch path, which spconv cannot take).
     """
 
     def __init__(
@@ -141,7 +128,7 @@ class SubMConv3d(nn.Module):
         backend = self.backend
         if backend == "auto":
             backend = "spconv" if _spconv_available() else "torch"
-        if backend == "spconv":
+        if backend == "spconv" and len(x) > 0:
             return x.replace(self._forward_spconv(x))
         nbr = sparse_neighbors(x, self.kernel_size, self.dilation)
         return x.replace(submanifold_conv3d(x.feats, nbr, self.weight, self.bias))
@@ -179,7 +166,7 @@ class SparseDownsample(nn.Module):
     """Merge each 2x2x2 block of voxels into one (coords // factor), pooling feats by mean or max.
 
     The output remembers the finer coordinates (spatial cache key ("upsample", factor)),
-    so `SparseUpsample` can go back to exactly this layout.
+    so `SparseUpsample` can go back to exactly this layout. 0 voxels give 0 voxels.
     """
 
     def __init__(self, factor: int = 2, mode: str = "mean") -> None:
@@ -195,10 +182,10 @@ class SparseDownsample(nn.Module):
         if x.resolution is not None:
             sizes = tuple(math.ceil(r / f) for r in x.resolution)
         else:
-            sizes = tuple(int(m) + 1 for m in coarse[:, 1:].amax(0).tolist())
+            sizes = tuple(int(m) + 1 for m in coarse[:, 1:].amax(0).tolist()) if len(x) else (1, 1, 1)
         keys, inverse = torch.unique(_encode(coarse, sizes), return_inverse=True)  # sorted: batches stay sorted
         coords = _decode(keys, sizes).int()  # (M, 4)
-        flat = x.feats.reshape(x.feats.shape[0], -1)  # (N, F)
+        flat = x.feats.reshape(x.feats.shape[0], math.prod(x.feats.shape[1:]))  # (N, F)
         index = inverse[:, None].expand_as(flat)  # (N, F)
         reduce = "mean" if self.mode == "mean" else "amax"
         pooled = flat.new_zeros(keys.shape[0], flat.shape[1]).scatter_reduce(0, index, flat, reduce, include_self=False)
@@ -213,7 +200,8 @@ class SparseDownsample(nn.Module):
 
 class SparseUpsample(nn.Module):
     """Copy each voxel's features to its finer voxels: back to the cached layout of the
-    `SparseDownsample` that produced the input, or else to all factor^3 children."""
+    `SparseDownsample` that produced the input, or else to all factor^3 children.
+    0 voxels give 0 voxels."""
 
     def __init__(self, factor: int = 2, use_cache: bool = True) -> None:
         super().__init__()

@@ -5,6 +5,11 @@ A sparse tensor stores only the occupied voxels: `feats` holds one row per voxel
 (batch, x, y, z) as int32. Rows of one batch are contiguous and batches appear in
 increasing order, so batch b is the slice `layout[b]` of both tensors.
 
+Each voxel appears at most once: construction rejects duplicated coordinates (comparing the
+`voxel_keys`, the spatial hash the neighbour search uses too, after a sort), and
+`SparseTensor.coalesce` merges them explicitly. A tensor with 0 voxels is valid, and the
+sparse layers return empty results for it.
+
 Structures derived from the coordinates only (window partitions, neighbour maps,
 the finer layout of a downsampled tensor) live in `spatial_cache`; `replace`
 swaps the features but keeps the coordinates, the layout and that cache, so a
@@ -13,6 +18,7 @@ stack of layers computes each structure once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,16 +37,52 @@ def _as_resolution(resolution: int | Sequence[int] | None) -> tuple[int, int, in
     return resolution  # type: ignore[return-value]
 
 
+def voxel_keys(coords: Tensor, sizes: Sequence[int]) -> Tensor:
+    """Int64 key (N,) of voxels (batch, x, y, z) [N, 4] with 0 <= x, y, z < sizes.
+
+    Distinct voxels get distinct keys, and the keys sort like the voxels (batch first, then x, y, z).
+    """
+    sx, sy, sz = sizes
+    return ((coords[:, 0] * sx + coords[:, 1]) * sy + coords[:, 2]) * sz + coords[:, 3]
+
+
+def voxels_from_keys(keys: Tensor, sizes: Sequence[int]) -> Tensor:
+    """Inverse of `voxel_keys`: coords [N, 4] int64."""
+    sx, sy, sz = sizes
+    z = keys % sz
+    y = (keys // sz) % sy
+    x = (keys // (sz * sy)) % sx
+    b = keys // (sz * sy * sx)
+    return torch.stack([b, x, y, z], dim=1)  # (N, 4)
+
+
+def _first_duplicate(coords: Tensor, sizes: Sequence[int]) -> tuple[int, int, int] | None:
+    """(row, earlier row with the same voxel, number of duplicate rows) of the first repeated voxel, or None."""
+    keys = voxel_keys(coords.long(), sizes)  # (N,)
+    if bool((keys[1:] > keys[:-1]).all()):  # rows already in voxel order without repeats: no sort needed
+        return None
+    sorted_keys, order = torch.sort(keys, stable=True)
+    same = sorted_keys[1:] == sorted_keys[:-1]  # (N-1,) equal neighbours in sorted order
+    if not bool(same.any()):
+        return None
+    later, earlier = order[1:][same], order[:-1][same]  # stable sort: earlier < later in each pair
+    first = int(later.argmin())
+    return int(later[first]), int(earlier[first]), int(same.sum())
+
+
 class SparseTensor:
     """Features `feats` [N, ...] on voxels `coords` int32 [N, 4] = (batch, x, y, z).
 
     Args:
         feats: [N, ...] features, one row per active voxel.
-        coords: int32 [N, 4] (batch, x, y, z); batches contiguous and sorted, x, y, z >= 0.
+        coords: int32 [N, 4] (batch, x, y, z); batches contiguous and sorted, x, y, z >= 0,
+            no voxel twice (merge repeated voxels with `SparseTensor.coalesce`).
         resolution: optional grid size (int or 3 ints); coordinates must lie in [0, resolution).
         batch_size: number of batches (default: last batch id + 1); trailing empty batches allowed.
         spatial_cache: derived structures shared with tensors on the same coordinates.
-        validate: check the invariants above (one host sync); internal ops pass False.
+        validate: check the invariants above (two host syncs, and a sort of the voxel keys unless
+            the rows are already in voxel order); internal ops, whose outputs satisfy them by
+            construction, pass False.
     """
 
     def __init__(
@@ -83,11 +125,10 @@ class SparseTensor:
             (c[:, 0] < 0).any(),
             (c[1:, 0] < c[:-1, 0]).any(),
             (c[:, 1:] < 0).any(),
+            torch.tensor(False, device=c.device) if self.resolution is None
+            else (c[:, 1:] >= torch.tensor(self.resolution, device=c.device, dtype=c.dtype)).any(),
         ]
-        if self.resolution is not None:
-            res = torch.tensor(self.resolution, device=c.device, dtype=c.dtype)
-            checks.append((c[:, 1:] >= res).any())
-        bad = torch.stack(checks).tolist()  # one host sync for every check
+        *bad, last_batch, mx, my, mz = torch.cat([torch.stack(checks).int(), c[-1:, 0], c[:, 1:].amax(0)]).tolist()  # one host sync
         if bad[0]:
             raise ValueError("coords batch ids must be >= 0")
         if bad[1]:
@@ -97,10 +138,18 @@ class SparseTensor:
             )
         if bad[2]:
             raise ValueError("coords x, y, z must be >= 0; offset the coordinates first")
-        if len(bad) > 3 and bad[3]:
+        if bad[3]:
             raise ValueError(f"coords x, y, z must lie in [0, resolution) = [0, {self.resolution})")
-        if self._batch_size is not None and int(c[-1, 0]) >= self._batch_size:
-            raise ValueError(f"batch id {int(c[-1, 0])} >= batch_size {self._batch_size}")
+        if self._batch_size is not None and last_batch >= self._batch_size:
+            raise ValueError(f"batch id {last_batch} >= batch_size {self._batch_size}")
+        duplicate = _first_duplicate(c, (mx + 1, my + 1, mz + 1))
+        if duplicate is not None:
+            row, earlier, count = duplicate
+            raise ValueError(
+                f"coords must hold each voxel once, but row {row} (batch, x, y, z) = {tuple(c[row].tolist())} "
+                f"repeats row {earlier} ({count} repeated row{'s' if count > 1 else ''} in all); merge repeated "
+                "voxels with SparseTensor.coalesce(feats, coords, reduce='mean' or 'sum')"
+            )
 
     # ------------------------------------------------------------- structure
     @property
@@ -281,6 +330,41 @@ class SparseTensor:
         c = coords.long()
         feats = dense.permute(0, 2, 3, 4, 1)[c[:, 0], c[:, 1], c[:, 2], c[:, 3]]  # (N, C)
         return SparseTensor(feats, coords, resolution=(x, y, z), batch_size=b, validate=False)
+
+
+    @staticmethod
+    def coalesce(
+        feats: Tensor,
+        coords: Tensor,
+        reduce: str = "mean",
+        *,
+        resolution: int | Sequence[int] | None = None,
+        batch_size: int | None = None,
+    ) -> SparseTensor:
+        """Sparse tensor of `feats` [N, ...] on `coords` int32 [N, 4] with repeated voxels merged.
+
+        The rows of one voxel become one row holding the mean or the sum (`reduce`) of their
+        features. Rows come out sorted by (batch, x, y, z), so the input rows may be in any order.
+        """
+        if reduce not in ("mean", "sum"):
+            raise ValueError(f"reduce must be 'mean' or 'sum', got {reduce!r}")
+        if coords.dim() != 2 or coords.shape[1] != 4 or coords.dtype != torch.int32:
+            raise ValueError(f"coords must be int32 [N, 4] (batch, x, y, z), got {coords.dtype} {tuple(coords.shape)}")
+        if feats.dim() < 1 or feats.shape[0] != coords.shape[0]:
+            raise ValueError(f"feats must have shape [N, ...] with N = {coords.shape[0]}, got {tuple(feats.shape)}")
+        if coords.shape[0] == 0:
+            return SparseTensor(feats, coords, resolution=resolution, batch_size=batch_size)
+        if bool((coords < 0).any()):
+            raise ValueError("coords batch ids and x, y, z must be >= 0; offset the coordinates first")
+        sizes = [int(m) + 1 for m in coords[:, 1:].amax(0).tolist()]
+        keys, inverse = torch.unique(voxel_keys(coords.long(), sizes), return_inverse=True)  # sorted keys
+        flat = feats.reshape(feats.shape[0], math.prod(feats.shape[1:]))  # (N, F)
+        index = inverse[:, None].expand_as(flat)  # (N, F)
+        merged = flat.new_zeros(keys.shape[0], flat.shape[1]).scatter_reduce(
+            0, index, flat, reduce, include_self=False)  # (M, F)
+        merged = merged.reshape(keys.shape[0], *feats.shape[1:])  # (M, ...)
+        return SparseTensor(merged, voxels_from_keys(keys, sizes).int(), resolution=resolution,
+                            batch_size=batch_size)
 
 
 def sparse_cat(tensors: Sequence[SparseTensor], dim: int = 0) -> SparseTensor:

@@ -139,13 +139,20 @@ class Gaussians:
         """Isotropic Gaussians at points [N, 3] with optional colours [N, 3] (default grey).
 
         `scale` defaults to the mean distance to the nearest other point (so neighbours
-        overlap), computed exactly in blocks; a single point gets `scaling_bias`.
+        overlap), computed exactly in blocks; a single point gets `scaling_bias`. Points must be
+        finite (one NaN would make every scale NaN).
         """
         if points.dim() != 2 or points.shape[1] != 3:
             raise ValueError(f"points must be [N, 3], got {tuple(points.shape)}")
         n = len(points)
         if colors is not None and colors.shape != (n, 3):
             raise ValueError(f"colors must be [{n}, 3], got {tuple(colors.shape)}")
+        bad = ~torch.isfinite(points).all(dim=1)  # (N,)
+        if bool(bad.any()):
+            index = int(bad.nonzero()[0])
+            raise ValueError(f"points must be finite (no NaN or inf), but points[{index}] = "
+                             f"{points[index].tolist()} ({int(bad.sum())} non-finite point(s) in all); drop them and their colours first: "
+                             "keep = torch.isfinite(points).all(dim=1); points, colors = points[keep], colors[keep]")
         if scale is None:
             scale = _mean_nearest_distance(points) if n > 1 else scaling_bias
         scale = max(float(scale), min_kernel_size + 1e-6)

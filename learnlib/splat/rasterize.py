@@ -15,6 +15,11 @@ How the reference stays fast on a CPU: instead of looping over pixels or tiles, 
 reaches ALPHA_MIN, found without gradients), sorts the pairs by (pixel, depth), and composites
 every pixel at once with a segmented cumulative sum of log(1 - alpha). Autograd differentiates
 that graph; no hand-written backward is needed.
+
+Inputs are checked before any work (one host sync): a NaN or inf in means, quats, scales or
+opacities raises a ValueError naming the field and the first bad Gaussian, instead of the
+Gaussian being culled without a word or poisoning the image. 0 Gaussians render the
+background (zeros without one) with alpha 0.
 """
 
 from __future__ import annotations
@@ -194,13 +199,52 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks) -> None
         raise ValueError("rasterize expects " + "; ".join(problems))
 
 
+def check_finite_gaussians(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor) -> None:
+    """Raise a ValueError naming the field and the first Gaussian whose values are NaN or inf."""
+    fields = {"means": means, "quats": quats, "scales": scales, "opacities": opacities}
+    bad = torch.stack([~torch.isfinite(t).all() for t in fields.values()]).tolist()  # one host sync
+    for (name, values), is_bad in zip(fields.items(), bad):
+        if is_bad:
+            finite = torch.isfinite(values.detach()).reshape(values.shape[0], -1).all(dim=1)  # (N,)
+            index = int((~finite).nonzero()[0])
+            raise ValueError(
+                f"rasterize: {name}[{index}] = {values[index].tolist()} is not finite (NaN or inf); every "
+                "Gaussian needs finite means, quats, scales and opacities: drop or repair the bad ones "
+                f"first (e.g. keep = torch.isfinite({name}).reshape(len({name}), -1).all(1))"
+            )
+
+
+def _render_nothing(means: Tensor, colors: Tensor, viewmats: Tensor, width: int, height: int,
+                    backgrounds: Tensor | None, tile_size: int, render_mode: str) -> tuple[Tensor, Tensor, dict]:
+    """What `rasterize_torch` returns for 0 Gaussians: the background (or 0) with alpha 0 everywhere."""
+    C = viewmats.shape[0]
+    with_depth = render_mode in ("D", "ED", "RGB+D", "RGB+ED")
+    D = (0 if render_mode in ("D", "ED") else colors.shape[-1]) + with_depth
+    if backgrounds is None:
+        backgrounds = means.new_zeros(C, D)
+    elif render_mode in ("RGB+D", "RGB+ED"):
+        backgrounds = torch.cat([backgrounds, backgrounds.new_zeros(C, 1)], dim=-1)  # (C, D)
+    render_colors = backgrounds[:, None, None, :].expand(C, height, width, D).clone()  # (C, H, W, D)
+    render_alphas = means.new_zeros(C, height, width, 1)  # (C, H, W, 1)
+    info = {
+        "means2d": means.new_zeros(C, 0, 2), "depths": means.new_zeros(C, 0),
+        "radii": torch.zeros(C, 0, dtype=torch.int32, device=means.device), "conics": means.new_zeros(C, 0, 3),
+        "opacities": means.new_zeros(C, 0), "compensations": means.new_zeros(C, 0), "width": width,
+        "height": height, "tile_size": tile_size, "n_cameras": C, "n_intersections": 0, "backend": "torch",
+    }
+    return render_colors, render_alphas, info
+
+
 def rasterize_torch(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor,
                     viewmats: Tensor, Ks: Tensor, width: int, height: int, near_plane: float = 0.01,
                     far_plane: float = 1e10, eps2d: float = 0.3, backgrounds: Tensor | None = None,
                     antialiased: bool = False, tile_size: int = 16, render_mode: str = "RGB"
                     ) -> tuple[Tensor, Tensor, dict]:
     """The plain PyTorch rasterizer; same arguments and outputs as `rasterize`."""
+    check_finite_gaussians(means, quats, scales, opacities)
     C, N = viewmats.shape[0], means.shape[0]
+    if N == 0:
+        return _render_nothing(means, colors, viewmats, width, height, backgrounds, tile_size, render_mode)
     proj = project_gaussians(means, covariance_3d(quats, scales), viewmats, Ks, width, height,
                              eps2d, near_plane, far_plane)
     opac = opacities.unsqueeze(0).expand(C, N)  # (C, N)
@@ -252,7 +296,11 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
         backgrounds [C, D]; antialiased: multiply opacities by the Mip-Splatting compensation;
         render_mode: "RGB", "D" (accumulated depth), "ED" (expected depth = D / alpha),
         "RGB+D" or "RGB+ED" (depth as an extra last channel);
-        backend: "torch", "gsplat" (CUDA) or "auto" (gsplat on CUDA when importable, else torch).
+        backend: "torch", "gsplat" (CUDA) or "auto" (gsplat on CUDA when importable, else torch);
+        0 Gaussians always take the torch path (the background with alpha 0).
+
+    Raises ValueError for wrong shapes and for NaN or inf in means, quats, scales or opacities
+    (naming the field and the first bad Gaussian).
 
     Returns:
         render_colors [C, H, W, D'], render_alphas [C, H, W, 1], and an info dict with
@@ -275,6 +323,7 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
     if backend != "torch":
         from learnlib.splat.gsplat_backend import gsplat_available, rasterize_gsplat
 
-        if backend == "gsplat" or (means.is_cuda and gsplat_available()):
+        if means.shape[0] > 0 and (backend == "gsplat" or (means.is_cuda and gsplat_available())):
+            check_finite_gaussians(means, quats, scales, opacities)
             return rasterize_gsplat(*args, **kwargs)
     return rasterize_torch(*args, **kwargs)

@@ -1,7 +1,15 @@
-"""Next-scale autoregressive sampling: classifier-free guidance, top-k / top-p, KV cache."""
+"""Next-scale autoregressive sampling: classifier-free guidance, top-k / top-p, KV cache.
+
+Arguments are checked before any work: labels must be class ids 0..num_classes-1 or -1 (the
+null class: an unconditional sample), cfg >= 0, top_k >= 0 (0 disables it) and top_p in
+[0, 1] (0 disables it); anything else raises a ValueError saying what is allowed.
+"""
 
 from __future__ import annotations
 
+import math
+import numbers
+import operator
 from typing import NamedTuple
 
 import torch
@@ -9,6 +17,41 @@ from einops import rearrange
 
 from learnlib.var.model import VAR
 from learnlib.vq.multiscale import MultiScaleResidualQuantizer
+
+
+def check_guidance(cfg: float) -> None:
+    """Raise a ValueError unless the guidance scale cfg is a finite number >= 0."""
+    if not isinstance(cfg, numbers.Real) or not math.isfinite(cfg) or cfg < 0:
+        raise ValueError(f"cfg must be a finite number >= 0 (0 = no guidance, VAR's demo uses 1.5 to 4), "
+                         f"got {cfg!r}")
+
+
+def check_filter(top_k: int, top_p: float) -> None:
+    """Raise a ValueError unless top_k is an int >= 0 and top_p a number in [0, 1] (0 disables each)."""
+    try:
+        k = operator.index(top_k)
+    except TypeError:
+        k = None
+    if k is None or isinstance(top_k, bool) or k < 0:
+        raise ValueError(f"top_k must be an int >= 0 (0 keeps every token), got {top_k!r}")
+    if not isinstance(top_p, numbers.Real) or not 0 <= top_p <= 1:
+        raise ValueError(f"top_p must be a number in [0, 1] (0 disables the nucleus, 1 keeps every token), "
+                         f"got {top_p!r}")
+
+
+def check_labels(labels: torch.Tensor, num_classes: int) -> None:
+    """Raise a ValueError unless labels (B,) are integer class ids in 0..num_classes-1 or -1 (null class)."""
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be (B,), got {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be an integer tensor of class ids, got dtype {labels.dtype}; "
+                         "use torch.tensor([...], dtype=torch.long)")
+    bad = (labels < -1) | (labels >= num_classes)  # num_classes too: an off-by-one id is no null request
+    if bool(bad.any()):
+        index = int(bad.nonzero()[0])
+        raise ValueError(f"labels[{index}] = {int(labels[index])} is not a class: labels must lie in "
+                         f"0..{num_classes - 1} (the model's {num_classes} classes), or be -1 for the null "
+                         "class (an unconditional sample)")
 
 
 def cfg_mix(cond: torch.Tensor, uncond: torch.Tensor, cfg: float, k: int, K: int) -> torch.Tensor:
@@ -25,8 +68,9 @@ def cfg_mix(cond: torch.Tensor, uncond: torch.Tensor, cfg: float, k: int, K: int
 def top_k_top_p_filter(logits: torch.Tensor, top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:
     """Logits (..., V) with everything outside the top-k, then outside the top-p nucleus, set to -inf.
 
-    top_k <= 0 and top_p <= 0 disable the respective filter; the most likely token always survives.
+    top_k = 0 and top_p = 0 disable the respective filter; the most likely token always survives.
     """
+    check_filter(top_k, top_p)
     logits = logits.clone()
     V = logits.shape[-1]
     if top_k > 0:
@@ -78,7 +122,7 @@ def autoregressive_sample(var: VAR, quantizer: MultiScaleResidualQuantizer, labe
                           generator: torch.Generator | None = None, seed: int | None = None,
                           more_smooth: bool = False, use_kv_cache: bool = True,
                           return_logits: bool = False) -> SampleOutput:
-    """Sample token pyramids for class labels (B,) scale by scale (label -1: unconditional).
+    """Sample token pyramids for class labels (B,) in 0..num_classes-1 scale by scale (-1: unconditional).
 
     Conditional and unconditional (null-class) streams run as one batch of 2B; their
     logits are mixed by `cfg_mix`. With `use_kv_cache` each scale feeds only its own
@@ -86,8 +130,9 @@ def autoregressive_sample(var: VAR, quantizer: MultiScaleResidualQuantizer, labe
     under the block-causal mask (same result, slower). `more_smooth` replaces hard tokens
     by a Gumbel-softmax mixture of embeddings (for visualisation only).
     """
-    if labels.ndim != 1:
-        raise ValueError(f"labels must be (B,), got {tuple(labels.shape)}")
+    check_labels(labels, var.num_classes)
+    check_guidance(cfg)
+    check_filter(top_k, top_p)
     if tuple(var.patch_nums) != tuple(quantizer.patch_nums) or var.Cvae != quantizer.Cvae:
         raise ValueError(f"VAR (patch_nums {var.patch_nums}, Cvae {var.Cvae}) and quantizer "
                          f"(patch_nums {quantizer.patch_nums}, Cvae {quantizer.Cvae}) do not match")
