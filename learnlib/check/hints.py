@@ -63,3 +63,8 @@ def hint(name: str, level: int = 1) -> Hint:
                 f"learnlib.check.{name}(your_function), first. Until then: {first}")
     print(text)
     return Hint(text)
+
+
+def registered_hints() -> dict[str, tuple[str, str]]:
+    """A copy of every registered {name: (pointer, answer)}."""
+    return dict(_HINTS)

@@ -252,14 +252,14 @@ _AREA = "downsample the residual with F.interpolate(..., mode='area') (an averag
 _RAW = ("you subtracted the upsampled embedding before phi: subtract phi(h), the same term you add to f_hat")
 _NO_PHI = ("phi is missing: apply h = phi(si, h) to each upsampled embedding, then add that to f_hat and "
            "subtract it from the residual")
+_PHI_FIRST = "phi was applied before upsampling: upsample the embedding to H x W first, then apply phi(si, h)"
 _ENCODE_MISTAKES = [
     ({"subtract": "none"}, ("every scale quantized f itself: subtract each scale's contribution phi(h) "
                             "from the residual before the next scale")),
     ({"subtract": "raw"}, _RAW),
     ({"subtract": "input"}, ("you subtracted the (resampled) residual itself: subtract the quantized "
                              "contribution phi(h) built from the chosen codes")),
-    ({"phi_first": True}, ("phi was applied before upsampling: upsample the embedding to H x W first, then "
-                           "apply phi(si, h)")),
+    ({"phi_first": True}, _PHI_FIRST),
     ({"down": "bilinear"}, f"{_AREA}, not bilinear"),
     ({"down": "nearest"}, f"{_AREA}, not nearest"),
     ({"down": "bicubic"}, f"{_AREA}, not bicubic"),
@@ -284,18 +284,34 @@ def _check_scale_indices(got: list[Tensor], f: Tensor, codebook: Tensor, patch_n
                 b, p = divmod(row, pn * pn)
                 expected_token = int(_squared_distances(flat, codebook)[row].argmin())
                 where = f"indices[{si}] (scale {pn}x{pn})"
+                found = []
                 for options, message in _ENCODE_MISTAKES:
                     variant = _variant_indices(f, codebook, patch_nums, phi, **options)
                     if all(torch.equal(g, v) for g, v in zip(got, variant)):
                         if message is _RAW and _sums_without_phi(f_hat, got, codebook, patch_nums):
                             message = _NO_PHI
-                        raise failure(f"{where}: {message}; first at image {b}, token {p}", shown,
-                                      expected_token, int(got[si].reshape(-1)[row]))
+                        found.append(message)
+                if found:
+                    raise failure(f"{where}: {' OR '.join(found)}; first at image {b}, token {p}", shown,
+                                  expected_token, int(got[si].reshape(-1)[row]))
                 raise failure(f"{where}, image {b}, token {p}: "
                               + _not_nearest_message(flat, codebook, got[si].reshape(-1), row)
                               + " to the area-downsampled residual", shown,
                               expected_token, int(got[si].reshape(-1)[row]))
             f_rest = f_rest - phi(si, embed_and_upsample(got[si], codebook, pn, size))
+
+
+def _decode_phi_first(indices: list[Tensor], codebook: Tensor, patch_nums: Sequence[int], phi, size: int) -> Tensor:
+    """f_hat when phi is applied to each pn x pn embedding before upsampling (a typical mistake)."""
+    with torch.no_grad():
+        f_hat = 0
+        for si, (idx, pn) in enumerate(zip(indices, patch_nums)):
+            h = rearrange(F.embedding(idx, codebook), "b (h w) c -> b c h w", h=pn, w=pn)  # (B, C, pn, pn)
+            h = phi(si, h)
+            if pn != size:
+                h = F.interpolate(h, size=(size, size), mode="bicubic")  # (B, C, H, W)
+            f_hat = f_hat + h
+    return f_hat
 
 
 def _sums_without_phi(f_hat, indices: list[Tensor], codebook: Tensor, patch_nums: Sequence[int]) -> bool:
@@ -345,7 +361,10 @@ def residual_multiscale_encode(fn) -> bool:
                         raise Mismatch("f_hat is the last scale's contribution only: it must be the sum over "
                                        "all scales")
                     if torch.allclose(f_hat.detach(), no_phi, atol=1e-4):
-                        raise Mismatch("f_hat is the sum of the upsampled embeddings without phi: add phi(si, h)")
+                        raise Mismatch(f"f_hat is the sum of the upsampled embeddings: {_NO_PHI}")
+                    if torch.allclose(f_hat.detach(), _decode_phi_first(indices, codebook, patch_nums, phi, size),
+                                      atol=1e-4):
+                        raise Mismatch(f"f_hat: {_PHI_FIRST}")
                     if torch.allclose(f_hat.detach(), f, atol=1e-4):
                         raise Mismatch("f_hat is f itself: it must be the sum of the quantized contributions "
                                        "phi(si, h) of the chosen codes")
