@@ -273,7 +273,7 @@ def _check_scale_indices(got: list[Tensor], f: Tensor, codebook: Tensor, patch_n
                          f_hat) -> None:
     """Each scale's tokens must be nearest codes of the true residual left by the learner's earlier tokens."""
     size = f.shape[-1]
-    shown = {"f": f, "patch_nums": tuple(patch_nums)}
+    shown = {"f": f, "codebook": codebook, "patch_nums": tuple(patch_nums)}
     with torch.no_grad():
         f_rest = f.clone()
         for si, pn in enumerate(patch_nums):
@@ -368,7 +368,11 @@ def residual_multiscale_encode(fn) -> bool:
                     if torch.allclose(f_hat.detach(), f, atol=1e-4):
                         raise Mismatch("f_hat is f itself: it must be the sum of the quantized contributions "
                                        "phi(si, h) of the chosen codes")
-            assert_close("f_hat", f_hat, expected.detach(), atol=1e-4, rtol=1e-3)
+            shown = {"f": f, "codebook": codebook, "patch_nums": tuple(patch_nums)}
+            try:
+                assert_close("f_hat", f_hat, expected.detach(), atol=1e-4, rtol=1e-3)
+            except Mismatch as err:
+                raise failure(str(err), shown, expected, f_hat) from None
             if not f_hat.requires_grad:
                 raise Mismatch("f_hat carries no gradient to the codebook: build it from codebook rows "
                                "(F.embedding(idx, codebook)) outside torch.no_grad(), without .detach()")
@@ -377,7 +381,10 @@ def residual_multiscale_encode(fn) -> bool:
             (expected_grad,) = torch.autograd.grad(expected, [reference_codebook], cotangent)
             if got_grad is None:
                 raise Mismatch("gradient of codebook: f_hat does not depend on the codebook")
-            assert_close("gradient of codebook", got_grad, expected_grad, atol=1e-4, rtol=1e-3)
+            try:
+                assert_close("gradient of codebook", got_grad, expected_grad, atol=1e-4, rtol=1e-3)
+            except Mismatch as err:
+                raise failure(str(err), shown, expected_grad, got_grad) from None
         return run
 
     # smallest first, so that a mismatch is shown on the smallest input that reveals it
