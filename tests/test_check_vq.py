@@ -1,5 +1,7 @@
 """Chapter 03-04 graders: they accept the library's answers and name each typical mistake."""
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -122,3 +124,84 @@ def test_multiscale_rejects_last_scale_only_f_hat():
 
     result = check.residual_multiscale_encode(last_only)
     assert not result and "sum over all scales" in result.message
+
+
+# --------------------------------------------------------------------------- more named mistakes
+def _by_distance(z, codebook, distance):
+    flat = z.reshape(-1, z.shape[-1])  # (N, C)
+    return distance(flat, codebook).argmin(1).reshape(z.shape[:-1])
+
+
+def test_nearest_code_names_the_wrong_expansion():
+    result = check.nearest_code(lambda z, e: _by_distance(z, e, lambda f, e: e.square().sum(1) + 2 * f @ e.T))
+    assert not result and "wrong sign" in result.message
+    result = check.nearest_code(lambda z, e: _by_distance(z, e, lambda f, e: e.square().sum(1) - f @ e.T))
+    assert not result and "factor 2" in result.message
+    result = check.nearest_code(lambda z, e: _by_distance(z, e, lambda f, e: torch.cdist(f, e, p=1)))
+    assert not result and "L1 distance" in result.message
+
+
+def test_nearest_code_names_argmin_over_the_vectors():
+    def wrong_dim(z, codebook):
+        flat = z.reshape(-1, z.shape[-1])  # (N, C)
+        return (flat.square().sum(1, keepdim=True) + codebook.square().sum(1) - 2 * flat @ codebook.T).argmin(0)
+
+    result = check.nearest_code(wrong_dim)
+    assert not result and "argmin ran over the vectors" in result.message
+
+
+def test_nearest_code_mismatch_shows_the_smallest_input():
+    result = check.nearest_code(lambda z, e: (z @ e.T).argmax(-1))
+    assert not result and re.search(r"\(case [12]\)", result.message)  # one of the two small cases
+    assert "input z = [[" in result.message and "input codebook = [[" in result.message
+    assert "expected: [" in result.message and "received: [" in result.message
+
+
+def test_straight_through_names_the_missing_and_the_misplaced_detach():
+    result = check.straight_through(lambda z, zq: z + (zq - z))
+    assert not result and "detach is missing" in result.message
+    result = check.straight_through(lambda z, zq: z + (zq.detach() - z))
+    assert not result and "detached zq alone" in result.message
+    result = check.straight_through(lambda z, zq: zq)
+    assert not result and "the output is zq itself" in result.message
+    result = check.straight_through(lambda z, zq: z - (zq - z).detach())
+    assert not result and "correction is subtracted" in result.message
+
+
+def _phi_encode(f, codebook, patch_nums, phi, use_phi=True, phi_first=False, subtract_input=False, up="bicubic"):
+    """The encoding with one switch per typical mistake around phi, the residual and the upsampling."""
+    size = f.shape[-1]
+    f_rest, f_hat, indices = f.clone(), torch.zeros_like(f), []
+    for si, pn in enumerate(patch_nums):
+        z = f_rest if pn == size else F.interpolate(f_rest, size=(pn, pn), mode="area")  # (B, C, pn, pn)
+        idx = nearest_code(rearrange(z, "b c h w -> b (h w) c"), codebook.detach())  # (B, pn*pn)
+        h = rearrange(F.embedding(idx, codebook), "b (h w) c -> b c h w", h=pn, w=pn)  # (B, C, pn, pn)
+        if phi_first:
+            h = phi(si, h)
+        if pn != size:
+            h = F.interpolate(h, size=(size, size), mode=up)  # (B, C, H, W)
+            z = F.interpolate(z, size=(size, size), mode=up)  # (B, C, H, W)
+        if use_phi and not phi_first:
+            h = phi(si, h)
+        f_hat = f_hat + h
+        f_rest = f_rest - (z if subtract_input else h.detach())
+        indices.append(idx)
+    return indices, f_hat
+
+
+def test_multiscale_helper_is_the_reference_without_switches():
+    assert check.residual_multiscale_encode(_phi_encode)
+
+
+def test_multiscale_names_phi_missing_and_phi_before_upsampling():
+    result = check.residual_multiscale_encode(lambda *a: _phi_encode(*a, use_phi=False))
+    assert not result and "phi is missing" in result.message
+    result = check.residual_multiscale_encode(lambda *a: _phi_encode(*a, phi_first=True))
+    assert not result and "phi was applied before upsampling" in result.message
+
+
+def test_multiscale_names_subtracting_the_residual_and_the_wrong_upsampling():
+    result = check.residual_multiscale_encode(lambda *a: _phi_encode(*a, subtract_input=True))
+    assert not result and "subtracted the (resampled) residual itself" in result.message
+    result = check.residual_multiscale_encode(lambda *a: _phi_encode(*a, up="bilinear"))
+    assert not result and "mode='bicubic', not bilinear" in result.message

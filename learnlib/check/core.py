@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from learnlib.check.hints import pointer, record_failure
+
 PASS, FAIL = "PASSED", "FAILED"
 
 
@@ -83,16 +85,22 @@ def assert_close(name: str, got: Any, expected: Any, atol: float = 1e-5, rtol: f
 
 
 def run_check(name: str, cases: Iterable[Callable[[], None]], hint: str = "") -> CheckResult:
-    """Run every case (a callable raising Mismatch on failure); print one line and return the result."""
-    count = 0
+    """Run every case (a callable raising Mismatch on failure); print the outcome and return it.
+
+    A stub (NotImplementedError) gets the exercise's level-1 hint (or `hint`); any other failure
+    is recorded, which unlocks `learnlib.check.hint(name, level=2)`, and ends with how to ask for a hint.
+    """
+    count, stub = 0, False
     try:
         for case in cases:
             case()
             count += 1
     except NotImplementedError:
+        stub = True
         message = f"{FAIL} {name}: not implemented yet; replace the `raise NotImplementedError` line."
-        if hint:
-            message += f" Hint: {hint}"
+        first = pointer(name) or hint
+        if first:
+            message += f" Hint: {first}"
     except Mismatch as err:
         message = f"{FAIL} {name} (case {count + 1}): {err}"
     except Exception as err:  # the learner's code raised: report it without a traceback
@@ -101,8 +109,43 @@ def run_check(name: str, cases: Iterable[Callable[[], None]], hint: str = "") ->
         message = f"{PASS} {name}: all {count} checks agree with the reference."
         print(message)
         return CheckResult(name, True, message)
+    if not stub:
+        record_failure(name)
+        message += f"\nfor a hint: learnlib.check.hint({name!r})"
     print(message)
     return CheckResult(name, False, message)
+
+
+def show(value: Any, limit: int = 48) -> str:
+    """A value written out for a message: small tensors in full (4 significant digits), big ones by shape."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach()
+        if value.numel() > limit:
+            return describe(value)
+        if value.dtype == torch.bool or not value.is_floating_point():
+            return str(value.tolist())
+        return _rounded(value.tolist())
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return repr(value)
+
+
+def _rounded(nested) -> str:
+    if isinstance(nested, list):
+        return "[" + ", ".join(_rounded(v) for v in nested) + "]"
+    return f"{nested:.4g}"
+
+
+def failure(message: str, inputs: dict[str, Any] | None = None, expected: Any = None, received: Any = None) -> Mismatch:
+    """A Mismatch whose text is `message` followed by the failing inputs and the expected and received values."""
+    lines = [message]
+    for label, value in (inputs or {}).items():
+        lines.append(f"  input {label} = {show(value)}")
+    if expected is not None:
+        lines.append(f"  expected: {show(expected)}")
+    if received is not None:
+        lines.append(f"  received: {show(received)}")
+    return Mismatch("\n".join(lines))
 
 
 def seeded(seed: int) -> torch.Generator:

@@ -8,7 +8,27 @@ import torch
 from torch import nn
 
 from learnlib.check.core import Mismatch, assert_close, run_check, seeded
+from learnlib.check.hints import register_hints
 from learnlib.data.collate import pad_collate as reference_pad_collate
+
+HINTS = {
+    "pad_collate": (
+        ("PyTorch has a helper that pads a list of (L_i, F) tensors to one (B, L_max, F) tensor; the mask "
+        "compares each position with each sequence's length."),
+        ("padded = nn.utils.rnn.pad_sequence([seq for seq, _ in items], batch_first=True); lengths = "
+        "torch.tensor([len(seq) for seq, _ in items]); mask = torch.arange(L_max)[None, :] < lengths[:, None]; "
+        "labels = torch.tensor([label for _, label in items]).")),
+    "train_step": (
+        "one step is five calls, and gradients accumulate in PyTorch until you clear them: in which order?",
+        ("optimizer.zero_grad(); loss = loss_fn(model(x), y); loss.backward(); optimizer.step(); "
+        "return loss.item().")),
+    "evaluate": (
+        ("evaluation switches dropout off and records no autograd graph; accuracy counts over all batches "
+        "before dividing."),
+        ("model.eval(); with torch.no_grad(): sum (model(x).argmax(-1) == y) and len(y) over the loader; "
+        "return correct / total.")),
+}
+register_hints(HINTS)
 
 
 def _random_items(generator: torch.Generator, batch: int, features: int):
@@ -32,8 +52,7 @@ def pad_collate(fn) -> bool:
                 assert_close(label, g, e)
         return run
 
-    return run_check("pad_collate", [case(b, f) for b, f in [(1, 3), (4, 3), (7, 2), (16, 5)]],
-                     hint="torch.nn.utils.rnn.pad_sequence(..., batch_first=True), then a mask from the lengths.")
+    return run_check("pad_collate", [case(b, f) for b, f in [(1, 3), (4, 3), (7, 2), (16, 5)]])
 
 
 def _tiny_model(generator: torch.Generator, dropout: float = 0.0) -> nn.Module:
@@ -69,8 +88,7 @@ def train_step(fn) -> bool:
                 raise Mismatch(f"parameter {name} moved by the stale gradient: call optimizer.zero_grad() first")
             assert_close(f"parameter {name} after the step", p.detach(), q.detach())
 
-    return run_check("train_step", [case] * 4,
-                     hint="optimizer.zero_grad(); loss = loss_fn(model(x), y); loss.backward(); optimizer.step()")
+    return run_check("train_step", [case] * 4)
 
 
 def evaluate(fn) -> bool:
@@ -95,5 +113,4 @@ def evaluate(fn) -> bool:
             raise Mismatch("the model ran with autograd on: wrap evaluation in torch.no_grad()")
         assert_close("accuracy", float(got), expected, atol=1e-6)
 
-    return run_check("evaluate", [case] * 4,
-                     hint="model.eval(); with torch.no_grad(): count correct argmax predictions, divide by the total.")
+    return run_check("evaluate", [case] * 4)

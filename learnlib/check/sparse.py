@@ -11,9 +11,29 @@ import torch
 from torch import Tensor
 
 from learnlib.check.core import Mismatch, describe, run_check, seeded
+from learnlib.check.hints import register_hints
 from learnlib.sparse.serialize import morton_encode as reference_morton_encode
 from learnlib.sparse.tensor import random_coords
 from learnlib.sparse.windows import window_partition
+
+HINTS = {
+    "window_ids": (
+        ("a voxel's window is its coordinate, shifted, divided by the window size (integer division) on each "
+        "axis; voxels of different batch items never share a window."),
+        ("cell = (xyz + shift) // window_size; with n = cell.amax(0) + 1 per axis, "
+        "id = ((b * nx + cx) * ny + cy) * nz + cz.")),
+    "group_windows": (
+        ("sorting the voxels by window id makes each window one contiguous run; the inverse permutation "
+        "undoes the sort, and the run lengths are the sequence lengths."),
+        ("sorted_ids, fwd = torch.sort(window_ids, stable=True); bwd = torch.empty_like(fwd); "
+        "bwd[fwd] = torch.arange(N); seqlens = torch.unique_consecutive(sorted_ids, return_counts=True)[1].")),
+    "morton_encode": (
+        ("interleave the bits: bit b of x, y and z land next to each other at positions 3b + 2, 3b + 1 "
+        "and 3b; shifts and masks (>>, &, <<, |) do it bit by bit."),
+        ("code = 0; for b in range(10): code |= ((x >> b) & 1) << (3 * b + 2) | ((y >> b) & 1) << (3 * b + 1) "
+        "| ((z >> b) & 1) << (3 * b).")),
+}
+register_hints(HINTS)
 
 
 def _voxel(coords: Tensor, i: int) -> str:
@@ -81,9 +101,7 @@ def window_ids(fn) -> bool:
 
     cases = [case(1, 40, 8, 4, 0), case(1, 60, 9, 4, 2), case(2, 50, 10, 4, 0), case(3, 80, 12, 4, 2),
              case(2, 120, 16, 8, 4), case(2, 70, 11, 3, 1), case(4, 30, 7, 2, 1), case(1, 1, 5, 4, 3)]
-    return run_check("window_ids", cases,
-                     hint="cell = (xyz + shift) // window_size per axis; combine batch and the three cells "
-                          "into one integer, e.g. ((b * nx + cx) * ny + cy) * nz + cz.")
+    return run_check("window_ids", cases)
 
 
 def group_windows(fn) -> bool:
@@ -137,9 +155,7 @@ def group_windows(fn) -> bool:
 
     cases = [case(1, 40, 8, 4, 0), case(2, 60, 10, 4, 2), case(3, 90, 12, 3, 1), case(2, 150, 16, 8, 4),
              case(1, 1, 4, 2, 0)]
-    return run_check("group_windows", cases,
-                     hint="torch.sort(window_ids, stable=True) gives fwd; bwd[fwd] = arange(N); "
-                          "torch.unique_consecutive(sorted ids, return_counts=True) gives seqlens.")
+    return run_check("group_windows", cases)
 
 
 def morton_encode(fn) -> bool:
@@ -167,6 +183,4 @@ def morton_encode(fn) -> bool:
         return run
 
     xyz_cases = [case(1, 1), case(8, 1), case(50, 3), case(200, 6), case(200, 10)]
-    return run_check("morton_encode", xyz_cases,
-                     hint="for bit b: code |= ((x >> b) & 1) << (3 * b + 2) | ((y >> b) & 1) << (3 * b + 1) "
-                          "| ((z >> b) & 1) << (3 * b).")
+    return run_check("morton_encode", xyz_cases)

@@ -12,10 +12,29 @@ import torch
 from torch import Tensor
 
 from learnlib.check.core import Mismatch, assert_close, expect_tensor_like, run_check, seeded
+from learnlib.check.hints import register_hints
 from learnlib.var.mask import block_causal_mask as reference_mask
 from learnlib.var.mask import scale_ids
 from learnlib.var.sampling import cfg_mix as reference_cfg_mix
 from learnlib.var.sampling import top_k_top_p_filter as reference_filter
+
+HINTS = {
+    "block_causal_mask": (
+        ("give every token the index of its scale; whether query i may see key j depends only on the two "
+        "scale indices."),
+        ("ids = torch.cat([torch.full((pn * pn,), k) for k, pn in enumerate(patch_nums)]); "
+        "return ids[:, None] >= ids[None, :].")),
+    "top_k_top_p": (
+        ("top-k keeps the k largest logits; top-p then keeps the smallest set of most likely tokens whose "
+        "probability reaches top_p (the token that crosses top_p stays). Removed logits become -inf."),
+        ("top-k: kth = logits.topk(k).values[..., -1:], mask logits < kth. top-p: sort descending, p = softmax, "
+        "remove where cumsum(p) - p >= top_p, scatter the mask back to vocabulary order, masked_fill -inf.")),
+    "cfg_mix": (
+        ("guidance pushes the conditional logits away from the unconditional ones, and its strength ramps "
+        "linearly over the scales: nothing at the first, the full cfg at the last."),
+        "t = cfg * k / (K - 1); return (1 + t) * cond - t * uncond."),
+}
+register_hints(HINTS)
 
 
 def _random_patch_nums(generator: torch.Generator, count: int) -> tuple[int, ...]:
@@ -69,9 +88,7 @@ def block_causal_mask(fn) -> bool:
 
     cases = [case((1, 2)), case((1, 2, 3, 4)), case((2, 3)), case((3,)), case(None), case(None),
              case((1, 2, 3, 4, 5, 6, 8, 10, 13, 16))]
-    return run_check("block_causal_mask", cases,
-                     hint="one scale index per token: torch.cat([torch.full((pn * pn,), k) ...]); then "
-                          "ids[:, None] >= ids[None, :].")
+    return run_check("block_causal_mask", cases)
 
 
 # --------------------------------------------------------------------------- top-k / top-p
@@ -151,9 +168,7 @@ def top_k_top_p(fn) -> bool:
     cases = [case((2, 10), 3, 0.0), case((3, 4, 16), 5, 0.0), case((2, 12), 0, 0.6), case((4, 32), 0, 0.9, 2.0),
              case((3, 20), 0, 0.5, 5.0), case((2, 3, 24), 8, 0.7, 2.0), case((5, 30), 10, 0.8),
              case((16,), 0, 0.0), case((2, 8), 20, 0.0), case((4, 64), 32, 0.95, 3.0)]
-    return run_check("top_k_top_p", cases,
-                     hint="top-k: logits < the k-th largest -> -inf. top-p: sort descending, p = softmax, "
-                          "remove a token when cumsum(p) - p >= top_p (the tokens before it already hold top_p).")
+    return run_check("top_k_top_p", cases)
 
 
 # --------------------------------------------------------------------------- classifier-free guidance
@@ -192,5 +207,4 @@ def cfg_mix(fn) -> bool:
     cases = [case((2, 5), 2.0, 3, 4), case((2, 5), 2.0, 0, 4), case((3, 4, 16), 1.5, 2, 10),
              case((3, 4, 16), 4.0, 9, 10), case((8,), 3.0, 1, 2), case((2, 9, 7), 0.0, 5, 6),
              case((1, 1, 32), 2.5, 4, 7)]
-    return run_check("cfg_mix", cases,
-                     hint="t = cfg * k / (K - 1); return (1 + t) * cond - t * uncond.")
+    return run_check("cfg_mix", cases)

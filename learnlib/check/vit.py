@@ -15,9 +15,33 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from learnlib.check.core import Mismatch, assert_close, expect_tensor_like, run_check, seeded
+from learnlib.check.hints import register_hints
 from learnlib.nn.attention import Attention, scaled_dot_product_attention
 from learnlib.nn.block import Block
 from learnlib.nn.patch_embed import patchify as reference_patchify
+
+HINTS = {
+    "patchify": (
+        ("split H into (grid, patch) and W into (grid, patch), then gather the grid axes as tokens and the "
+        "patch axes with the channels as features; einops.rearrange writes this in one pattern."),
+        "rearrange(images, 'b c (gh p1) (gw p2) -> b (gh gw) (p1 p2 c)', p1=P, p2=P)."),
+    "attention": (
+        ("scores compare every query with every key (a matrix product), scaled so that their variance does "
+        "not grow with D; masked scores must get zero weight after the softmax."),
+        ("scores = q @ k.transpose(-2, -1) / sqrt(D); scores = scores.masked_fill(~mask, float('-inf')); "
+        "return scores.softmax(dim=-1) @ v.")),
+    "multi_head_attention": (
+        ("one Linear makes q, k and v for all heads at once; split its output into (three, heads, head_dim) "
+        "in the order the weight rows are stored, attend per head, merge the heads, project."),
+        ("qkv = F.linear(x, qkv_weight, qkv_bias); q, k, v = rearrange(qkv, 'b n (three h d) -> three b h n d', "
+        "three=3, h=H); out = rearrange(attention(q, k, v), 'b h n d -> b n (h d)'); "
+        "return F.linear(out, proj_weight, proj_bias).")),
+    "block_forward": (
+        "a pre-norm block has two residual branches; each branch reads a LayerNorm of the current stream.",
+        ("x = x + multi_head_attention(block.norm1(x), ...block.attn weights...); "
+        "return x + block.mlp(block.norm2(x)).")),
+}
+register_hints(HINTS)
 
 
 def _matches(got: Tensor, candidate: Tensor) -> bool:
@@ -94,8 +118,7 @@ def patchify(fn) -> bool:
 
     cases = [case(1, 1, 4, 4, 2), case(2, 1, 8, 8, 2), case(3, 3, 8, 8, 4), case(2, 3, 6, 12, 3),
              case(1, 2, 16, 8, 4), case(4, 3, 12, 12, 6)]
-    return run_check("patchify", cases,
-                     hint="einops: rearrange(images, 'b c (gh p1) (gw p2) -> b (gh gw) (p1 p2 c)', p1=P, p2=P).")
+    return run_check("patchify", cases)
 
 
 # --------------------------------------------------------------------------- attention
@@ -138,9 +161,7 @@ def attention(fn) -> bool:
 
     cases = [case(1, 1, 4, 4, 8, 8, False), case(2, 3, 5, 5, 16, 16, False), case(2, 2, 3, 7, 4, 6, False),
              case(2, 4, 6, 6, 8, 8, True), case(1, 2, 4, 9, 32, 8, True)]
-    return run_check("attention", cases,
-                     hint="scores = q @ k.transpose(-2, -1) / sqrt(D); scores.masked_fill(~mask, -inf); "
-                          "softmax over the last dimension; @ v.")
+    return run_check("attention", cases)
 
 
 def _written_out(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float | None = None,
@@ -218,9 +239,7 @@ def multi_head_attention(fn) -> bool:
         return run
 
     cases = [case(1, 4, 8, 1, True), case(2, 5, 16, 4, True), case(2, 7, 24, 3, False), case(3, 17, 32, 8, True)]
-    return run_check("multi_head_attention", cases,
-                     hint="qkv = x @ qkv_weight.T + qkv_bias; rearrange 'b n (three h d) -> three b h n d'; "
-                          "attention per head; 'b h n d -> b n (h d)'; then the proj Linear.")
+    return run_check("multi_head_attention", cases)
 
 
 # --------------------------------------------------------------------------- transformer block
@@ -285,5 +304,4 @@ def block_forward(fn) -> bool:
         return run
 
     cases = [case(1, 3, 8, 2, 2.0), case(2, 5, 16, 4, 4.0), case(2, 9, 24, 3, 2.0), case(3, 17, 32, 4, 4.0)]
-    return run_check("block_forward", cases,
-                     hint="x = x + block.attn(block.norm1(x)); then x = x + block.mlp(block.norm2(x)).")
+    return run_check("block_forward", cases)
