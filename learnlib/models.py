@@ -19,6 +19,7 @@ MODEL_MODULES = (
     "learnlib.vit",
     "learnlib.vq",
     "learnlib.var",
+    "learnlib.slat",
 )
 _loaded = False
 
