@@ -23,6 +23,19 @@ from learnlib.slat.gaussian_layout import (
     offset_perturbation,
     radical_inverse,
 )
+from learnlib.slat.losses import (
+    TINY_LOSS_WEIGHTS,
+    TRELLIS_LOSS_WEIGHTS,
+    SLatLossWeights,
+    composite_target,
+    lpips_distance,
+    opacity_regularizer,
+    render_views,
+    slat_vae_loss,
+    ssim,
+    volume_regularizer,
+)
+from learnlib.slat.lpips_vgg import LPIPSVGG, VGG16Features, lpips_heads_path
 from learnlib.slat.position import AbsolutePositionEmbedder
 from learnlib.slat.transformer import SparseSwinTransformer, check_voxels
 from learnlib.slat.vae import SLatVAE, SLatVAEOutput
@@ -30,7 +43,12 @@ from learnlib.slat.vae import SLatVAE, SLatVAEOutput
 __all__ = [
     "CHANNELS_PER_GAUSSIAN",
     "GAUSSIAN_CHANNELS",
+    "TINY_LOSS_WEIGHTS",
+    "TRELLIS_LOSS_WEIGHTS",
     "TRELLIS_LR",
+    "LPIPSVGG",
+    "SLatLossWeights",
+    "VGG16Features",
     "AbsolutePositionEmbedder",
     "SLatEncoder",
     "SLatGaussianDecoder",
@@ -42,6 +60,14 @@ __all__ = [
     "SparseWindowSelfAttention",
     "channel_ranges",
     "check_voxels",
+    "composite_target",
+    "lpips_distance",
+    "lpips_heads_path",
+    "opacity_regularizer",
+    "render_views",
+    "slat_vae_loss",
+    "ssim",
+    "volume_regularizer",
     "diagonal_gaussian_kl",
     "gaussian_params",
     "hammersley_points",
