@@ -69,7 +69,7 @@ def load_pretrained(which: str = "vae", checkpoint_dir: str | Path | None = None
                     device: str | torch.device = "cpu") -> nn.Module:
     """The released "encoder", "decoder" or both as an SLatVAE ("vae"), strictly loaded, float32, eval mode."""
     if which == "vae":
-        return SLatVAE(_load_one("encoder", checkpoint_dir, device), _load_one("decoder", checkpoint_dir, device))
+        return SLatVAE(_load_one("encoder", checkpoint_dir, device), _load_one("decoder", checkpoint_dir, device)).eval()
     if which not in RELEASED_FILES:
         raise ValueError(f"which must be 'vae', 'encoder' or 'decoder', got {which!r}")
     return _load_one(which, checkpoint_dir, device)
