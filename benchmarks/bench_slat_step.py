@@ -65,8 +65,8 @@ def main() -> None:
     what = (f"slat_vae_tiny fwd+bwd, 4 objects, {sum(counts)} voxels ({', '.join(map(str, counts))}), "
             f"res {RESOLUTION}, {sum(counts) * 32} Gaussians")
     table = ["| measured | peer | peer s | ours | ours s | ratio |", "|---|---|---|---|---|---|",
-             f"| {what} | use_checkpoint=True | {times['checkpointed'][0]:.3f} | plain | {times['plain'][0]:.3f} | "
-             f"{times['checkpointed'][0] / times['plain'][0]:.2f}x |"]
+             (f"| {what} | use_checkpoint=True | {times['checkpointed'][0]:.3f} | plain | {times['plain'][0]:.3f} | "
+             f"{times['checkpointed'][0] / times['plain'][0]:.2f}x |")]
     threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
     body = (f"Machine: {cpu_model()}, torch {torch.__version__}, OMP_NUM_THREADS={threads}; best of {args.repeats} "
             "interleaved steps.\n\n" + "\n".join(table) + "\n")

@@ -58,25 +58,25 @@ def _same(got: dict, variant: dict) -> bool:
 def _layout_mistakes(voxel_size: float) -> list[tuple[str, dict]]:
     swapped = ("xyz", "scaling", "rotation", "opacity", "features_dc")
     return [
-        ("the perturbation is added without atanh: add atanh(points / voxel_size) to the raw offsets, so that "
-         "tanh(0 + atanh(p)) = p puts an untrained Gaussian exactly at its Hammersley point", {"atanh": False}),
-        ("the points are not divided by voxel_size before atanh: use atanh(points / voxel_size), so that an "
-         "untrained Gaussian sits at its Hammersley point inside its own voxel (atanh(-1) is infinite)",
+        (("the perturbation is added without atanh: add atanh(points / voxel_size) to the raw offsets, so that "
+         "tanh(0 + atanh(p)) = p puts an untrained Gaussian exactly at its Hammersley point"), {"atanh": False}),
+        (("the points are not divided by voxel_size before atanh: use atanh(points / voxel_size), so that an "
+         "untrained Gaussian sits at its Hammersley point inside its own voxel (atanh(-1) is infinite)"),
          {"divide": False}),
-        (f"the bound is tanh(...) / resolution: the offset may reach half of voxel_size = {voxel_size} voxels, "
-         "so multiply by 0.5 * voxel_size / resolution", {"bound": 1.0}),
-        ("the bound is tanh(...) * voxel_size / resolution: the box is voxel_size voxels wide, centred on the "
-         "voxel, so the offset reaches at most 0.5 * voxel_size voxels", {"bound": voxel_size}),
+        ((f"the bound is tanh(...) / resolution: the offset may reach half of voxel_size = {voxel_size} voxels, "
+         "so multiply by 0.5 * voxel_size / resolution"), {"bound": 1.0}),
+        (("the bound is tanh(...) * voxel_size / resolution: the box is voxel_size voxels wide, centred on the "
+         "voxel, so the offset reaches at most 0.5 * voxel_size voxels"), {"bound": voxel_size}),
         ("the voxel centre is missing its + 0.5: voxel v of an R^3 grid is centred at (v + 0.5) / R",
          {"centre": 0.0}),
         ("the means are in [0, 1]^3: subtract 0.5 to put the object in TRELLIS's world box [-0.5, 0.5]^3",
          {"world_shift": 0.0}),
         ("the rotations are not scaled: TRELLIS multiplies the raw rotation channels by lr = 0.1",
          {"rotation_lr": 1.0}),
-        ("the channel blocks are in the wrong order: it is offsets (3G), colour (3G), scales (3G), "
-         "rotations (4G), opacities (G)", {"order": swapped}),
-        ("inside a block the channels are grouped per Gaussian: channel g * width + c is component c of "
-         "Gaussian g (reshape to [N, G, width], not [N, width, G])", {"gaussian_major": False}),
+        (("the channel blocks are in the wrong order: it is offsets (3G), colour (3G), scales (3G), "
+         "rotations (4G), opacities (G)"), {"order": swapped}),
+        (("inside a block the channels are grouped per Gaussian: channel g * width + c is component c of "
+         "Gaussian g (reshape to [N, G, width], not [N, width, G])"), {"gaussian_major": False}),
     ]
 
 
@@ -120,10 +120,10 @@ def gaussian_params(fn) -> bool:
 def _kl_mistakes(mean: Tensor, logvar: Tensor) -> list[tuple[str, Tensor]]:
     kl_elements = 0.5 * (mean.pow(2) + logvar.exp() - logvar - 1)  # (N, C)
     return [
-        ("the KL is summed over every element; TRELLIS averages it over voxels and channels "
-         "(0.5 * mean(...), not sum)", kl_elements.sum()),
-        ("the KL is summed over the channels and averaged over voxels; TRELLIS averages over every element "
-         "(voxels and channels)", kl_elements.sum(dim=-1).mean()),
+        (("the KL is summed over every element; TRELLIS averages it over voxels and channels "
+         "(0.5 * mean(...), not sum)"), kl_elements.sum()),
+        (("the KL is summed over the channels and averaged over voxels; TRELLIS averages over every element "
+         "(voxels and channels)"), kl_elements.sum(dim=-1).mean()),
         ("the factor 0.5 is missing: KL = 0.5 * mean(mean^2 + exp(logvar) - logvar - 1)", 2 * kl_elements.mean()),
         ("the sign is flipped: the KL is >= 0, 0.5 * mean(mean^2 + exp(logvar) - logvar - 1)", -kl_elements.mean()),
         ("exp(logvar) is the variance; you used the standard deviation exp(0.5 * logvar)",

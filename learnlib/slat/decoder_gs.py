@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from learnlib.sparse import SparseTensor
-from learnlib.slat.gaussian_layout import CHANNELS_PER_GAUSSIAN, TRELLIS_LR, gaussian_params, offset_perturbation
+from learnlib.slat.gaussian_layout import (
+    CHANNELS_PER_GAUSSIAN,
+    TRELLIS_LR,
+    gaussian_params,
+    offset_perturbation,
+)
 from learnlib.slat.transformer import SparseSwinTransformer, check_voxels
+from learnlib.sparse import SparseTensor
 from learnlib.splat import Gaussians
 
 

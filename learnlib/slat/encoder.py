@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from learnlib.sparse import SparseTensor
 from learnlib.slat.transformer import SparseSwinTransformer, check_voxels
+from learnlib.sparse import SparseTensor
 
 
 def diagonal_gaussian_kl(mean: Tensor, logvar: Tensor) -> Tensor:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
 # name -> components per Gaussian, in channel order
 GAUSSIAN_CHANNELS = {"xyz": 3, "features_dc": 3, "scaling": 3, "rotation": 4, "opacity": 1}
 # TRELLIS's per-attribute output multipliers ("lr" of its representation config)

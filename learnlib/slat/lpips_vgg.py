@@ -73,7 +73,7 @@ def lpips_heads_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("the lpips package is not installed: `pip install --no-deps lpips==0.1.4` ships "
                                 "the LPIPS heads (weights/v0.1/vgg.pth), or pass heads_path")
-    return Path(list(spec.submodule_search_locations)[0]) / "weights" / "v0.1" / "vgg.pth"
+    return Path(next(iter(spec.submodule_search_locations))) / "weights" / "v0.1" / "vgg.pth"
 
 
 def _unit_channels(x: Tensor, eps: float = 1e-10) -> Tensor:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from learnlib.sparse import SparseTensor
 from learnlib.slat.blocks import SparseSwinBlock, layer_norm_fp32, swin_block_shifts
 from learnlib.slat.position import AbsolutePositionEmbedder
+from learnlib.sparse import SparseTensor
 
 
 def check_voxels(x: SparseTensor, resolution: int, in_channels: int, what: str) -> SparseTensor:
@@ -21,7 +21,7 @@ def check_voxels(x: SparseTensor, resolution: int, in_channels: int, what: str) 
     rows of one object contiguous and objects in increasing order; every object has a voxel.
     """
     if not isinstance(x, SparseTensor):
-        raise ValueError(f"{what} expects a learnlib.sparse.SparseTensor, got {type(x).__name__}")
+        raise TypeError(f"{what} expects a learnlib.sparse.SparseTensor, got {type(x).__name__}")
     if x.feats.dim() != 2 or x.feats.shape[1] != in_channels:
         raise ValueError(f"{what} expects features [N, {in_channels}], got {list(x.feats.shape)}")
     coords = x.coords

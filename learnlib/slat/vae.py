@@ -14,9 +14,9 @@ import torch
 from torch import Tensor, nn
 
 from learnlib.models import register
-from learnlib.sparse import SparseTensor
 from learnlib.slat.decoder_gs import SLatGaussianDecoder
 from learnlib.slat.encoder import SLatEncoder, diagonal_gaussian_kl
+from learnlib.sparse import SparseTensor
 from learnlib.splat import Gaussians
 
 FULL = {"resolution": 64, "model_channels": 768, "latent_channels": 8, "num_blocks": 12, "num_heads": 12,
