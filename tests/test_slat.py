@@ -120,7 +120,10 @@ def test_swin_block_matches_dense_masked_reference(shift):
     torch.manual_seed(0)
     block = SparseSwinBlock(32, 4, window_size=8, shift_window=shift)
     x = voxels(channels=32)
-    torch.testing.assert_close(block(x).feats, dense_block_reference(block, x), atol=1e-5, rtol=1e-4)
+    expected = dense_block_reference(block, x)
+    torch.testing.assert_close(block(x).feats, expected, atol=1e-5, rtol=1e-4)
+    with_grid = SparseTensor(x.feats, x.coords, resolution=16)  # windows counted from the grid, not the extent
+    torch.testing.assert_close(block(with_grid).feats, expected, atol=1e-5, rtol=1e-4)
 
 
 def test_xavier_init_and_zero_output_layers():

@@ -38,7 +38,7 @@ def test_vgg16_layout_matches_torchvision_names_and_loads_a_torchvision_file(tmp
     names = [k for k in vgg.state_dict()]
     assert names[:4] == ["features.0.weight", "features.0.bias", "features.2.weight", "features.2.bias"]
     assert names[-2:] == ["features.28.weight", "features.28.bias"] and len(names) == 26
-    state = {**vgg.state_dict(), "classifier.0.weight": torch.zeros(4096, 25088)}  # a full torchvision file
+    state = {**vgg.state_dict(), "classifier.6.bias": torch.zeros(1000)}  # torchvision files hold the classifier too
     torch.save(state, tmp_path / "vgg16.pth")
     fresh = VGG16Features().load_torchvision(tmp_path / "vgg16.pth")
     torch.testing.assert_close(fresh.features[28].weight, vgg.features[28].weight)
