@@ -3,13 +3,14 @@ naming the mistake when it is a typical one. `learnlib.check.hint(<exercise>)` p
 (the answer) opens once that exercise's check has failed.
 
 One module per chapter: fundamentals (00), vit (01), paddle_port (02), vq (03-04), var (05), sparse (06),
-splat (07).
+splat (07), slat and slat_features (08).
 """
 
 from learnlib.check.core import CheckResult, Mismatch, assert_close, run_check
 from learnlib.check.fundamentals import evaluate, pad_collate, train_step
 from learnlib.check.hints import hint
 from learnlib.check.paddle_port import linear_weight_to_torch, port_state_dict
+from learnlib.check.slat import diagonal_gaussian_kl, gaussian_params
 from learnlib.check.sparse import group_windows, morton_encode, window_ids
 from learnlib.check.splat import composite_front_to_back, covariance_3d, project_gaussian
 from learnlib.check.var import block_causal_mask, cfg_mix, top_k_top_p
@@ -33,4 +34,6 @@ __all__ = [
     "window_ids", "group_windows", "morton_encode",
     # 07 Gaussian splatting
     "project_gaussian", "composite_front_to_back", "covariance_3d",
+    # 08 structured-latent VAE
+    "gaussian_params", "diagonal_gaussian_kl",
 ]
