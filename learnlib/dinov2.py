@@ -23,8 +23,16 @@ from torch import nn
 from learnlib.nn.block import Block
 from learnlib.nn.patch_embed import PatchEmbed
 
-__all__ = ["DinoV2", "LayerScale", "LayerScaleBlock", "dinov2_vitl14_reg", "load_dinov2",
-           "DINOV2_VITL14_REG_PARAMS", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = [
+    "DINOV2_VITL14_REG_PARAMS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "DinoV2",
+    "LayerScale",
+    "LayerScaleBlock",
+    "dinov2_vitl14_reg",
+    "load_dinov2",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -162,8 +170,8 @@ class DinoV2(nn.Module):
 
 def dinov2_vitl14_reg(**overrides) -> DinoV2:
     """DINOv2 ViT-L/14 with 4 registers at 518 px (1024-d tokens, 24 blocks, 16 heads; 304.4 M parameters)."""
-    config = dict(img_size=518, patch_size=14, embed_dim=1024, depth=24, num_heads=16, num_register_tokens=4,
-                  init_values=1.0, interpolate_antialias=True, interpolate_offset=0.0)
+    config = {"img_size": 518, "patch_size": 14, "embed_dim": 1024, "depth": 24, "num_heads": 16,
+              "num_register_tokens": 4, "init_values": 1.0, "interpolate_antialias": True, "interpolate_offset": 0.0}
     return DinoV2(**{**config, **overrides})
 
 

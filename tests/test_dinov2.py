@@ -5,7 +5,7 @@ import torch
 
 from learnlib.dinov2 import DINOV2_VITL14_REG_PARAMS, DinoV2, dinov2_vitl14_reg, load_dinov2
 
-TINY = dict(img_size=28, patch_size=14, embed_dim=32, depth=2, num_heads=2, num_register_tokens=4)
+TINY = {"img_size": 28, "patch_size": 14, "embed_dim": 32, "depth": 2, "num_heads": 2, "num_register_tokens": 4}
 
 # facebookresearch/dinov2 names of one block and of the non-block parameters of dinov2_vitl14_reg.
 BLOCK_KEYS = {
@@ -71,7 +71,7 @@ def test_position_embedding_is_unchanged_at_the_native_grid_and_interpolated_els
 
 
 def test_load_dinov2_round_trip_and_missing_path(tmp_path):
-    small = dict(embed_dim=32, depth=2, num_heads=2)
+    small = {"embed_dim": 32, "depth": 2, "num_heads": 2}
     model = dinov2_vitl14_reg(**small)
     path = tmp_path / "dinov2_vitl14_reg4_pretrain.pth"
     torch.save(model.state_dict(), path)

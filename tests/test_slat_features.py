@@ -120,7 +120,7 @@ def test_visibility_makes_the_depth_feature_match_the_voxels_own_depth():
     # with the depth test, a voxel's depth feature is the depth of the voxel itself in the views that see
     # it; averaged over all views (TRELLIS) it mixes in the depth of the surfaces in front of it
     mesh = normalize_to_unit_cube(load_sample_mesh("bunny", up_axis="y"))
-    settings = dict(resolution=32, num_views=6, image_size=64, name="bunny")
+    settings = {"resolution": 32, "num_views": 6, "image_size": 64, "name": "bunny"}
     backend = PatchPoolBackend(patch_size=2, sub_cells=1)  # channels: RGB, alpha, depth (4), normals
     objs = {vis: preprocess_mesh(mesh, backend, visibility=vis, **settings) for vis in (False, True)}
     cameras = objs[True].cameras

@@ -42,17 +42,17 @@ def _variant(maps: Tensor, coord: Tensor, resolution: int, cameras: Cameras, *, 
 
 _MISTAKES = [
     ("the voxel corner was projected: the centre of voxel i is -0.5 + (i + 0.5) / resolution, not -0.5 + i / resolution",
-     dict(offset=0.0)),
+     {"offset": 0.0}),
     ("grid_sample got pixel positions: it expects coordinates in [-1, 1], x = 2 u / W - 1 and y = 2 v / H - 1",
-     dict(grid_kind="pixel")),
+     {"grid_kind": "pixel"}),
     ("grid_sample got coordinates in [0, 1] (u / W): it expects [-1, 1], x = 2 u / W - 1",
-     dict(grid_kind="unit")),
-    ("align_corners=True: the feature map covers the whole image, so -1 and +1 are the image's outer edges "
-     "(align_corners=False, as TRELLIS)", dict(align_corners=True)),
+     {"grid_kind": "unit"}),
+    (("align_corners=True: the feature map covers the whole image, so -1 and +1 are the image's outer edges "
+     "(align_corners=False, as TRELLIS)"), {"align_corners": True}),
     ("x and y are swapped: grid_sample's last dimension is (x, y) = (column, row), i.e. (u, v)",
-     dict(grid_kind="swapped")),
-    ("the views were summed: average the samples over the views (divide by V)", dict(reduce="sum")),
-    ("nearest-neighbour sampling: sample the patch map bilinearly (mode='bilinear')", dict(mode="nearest")),
+     {"grid_kind": "swapped"}),
+    ("the views were summed: average the samples over the views (divide by V)", {"reduce": "sum"}),
+    ("nearest-neighbour sampling: sample the patch map bilinearly (mode='bilinear')", {"mode": "nearest"}),
 ]
 
 

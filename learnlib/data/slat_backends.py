@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["PatchPoolBackend", "Dinov2Backend", "make_backend", "BACKENDS"]
+__all__ = ["BACKENDS", "Dinov2Backend", "PatchPoolBackend", "make_backend"]
 
 
 def _check_views(views: Tensor, min_channels: int) -> None:

@@ -63,15 +63,15 @@ class SLatCache:
         path = self.path(obj.name, settings)
         meta = {"name": obj.name, "resolution": obj.resolution, "width": obj.cameras.width,
                 "height": obj.cameras.height, "settings": settings, "version": _FORMAT_VERSION}
-        arrays = dict(
-            coords=obj.coords.numpy().astype(np.int16),
-            feats=obj.feats.detach().float().numpy().astype(np.float16),
-            images=_to_uint8(obj.images.permute(0, 2, 3, 1)),  # (V, H, W, 3)
-            alphas=_to_uint8(obj.alphas.permute(0, 2, 3, 1)),  # (V, H, W, 1)
-            viewmats=obj.cameras.viewmats.float().numpy(),
-            Ks=obj.cameras.Ks.float().numpy(),
-            meta=np.array(json.dumps(meta, default=str)),
-        )
+        arrays = {
+            "coords": obj.coords.numpy().astype(np.int16),
+            "feats": obj.feats.detach().float().numpy().astype(np.float16),
+            "images": _to_uint8(obj.images.permute(0, 2, 3, 1)),  # (V, H, W, 3)
+            "alphas": _to_uint8(obj.alphas.permute(0, 2, 3, 1)),  # (V, H, W, 1)
+            "viewmats": obj.cameras.viewmats.float().numpy(),
+            "Ks": obj.cameras.Ks.float().numpy(),
+            "meta": np.array(json.dumps(meta, default=str)),
+        }
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=self.root)
         try:
             with os.fdopen(fd, "wb") as f:

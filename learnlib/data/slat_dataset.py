@@ -29,7 +29,7 @@ from learnlib.data.slat_features import TRELLIS_FOV_DEG, TRELLIS_RADIUS, SLatObj
 from learnlib.sparse import SparseTensor
 from learnlib.splat.cameras import Cameras
 
-__all__ = ["MeshSource", "SLatDataset", "collate_slat", "build", "load_mesh", "DEFAULT_UP_AXES", "TRELLIS_MAX_VOXELS"]
+__all__ = ["DEFAULT_UP_AXES", "TRELLIS_MAX_VOXELS", "MeshSource", "SLatDataset", "build", "collate_slat", "load_mesh"]
 
 TRELLIS_MAX_VOXELS = 32768
 DEFAULT_UP_AXES = {"bunny": "y", "bunny10k": "y"}  # pymeshlab's bunnies are stored y-up
@@ -256,11 +256,13 @@ def build(cfg):
         if backend == "dinov2":
             backend_kwargs.setdefault("weights", get("dinov2_weights", None))
             backend_kwargs.setdefault("device", get("feature_device", "cpu"))
-        common = dict(cache_dir=get("cache_dir", None) or "~/.cache/learnlib/slat",
-                      resolution=int(get("resolution", 32)), num_views=int(get("num_views", 8)),
-                      image_size=int(get("image_size", 64)), backend=backend, backend_kwargs=backend_kwargs,
-                      visibility=bool(get("visibility", False)), up_axes=dict(get("up_axes", None) or {}))
-        make = lambda subset: MeshSource(subset, **common)  # noqa: E731
+        common = {"cache_dir": get("cache_dir", None) or "~/.cache/learnlib/slat",
+                  "resolution": int(get("resolution", 32)), "num_views": int(get("num_views", 8)),
+                  "image_size": int(get("image_size", 64)), "backend": backend, "backend_kwargs": backend_kwargs,
+                  "visibility": bool(get("visibility", False)), "up_axes": dict(get("up_axes", None) or {})}
+
+        def make(subset):
+            return MeshSource(subset, **common)
     elif source_kind == "trellis":
         from learnlib.data.trellis_dataset import TrellisSource
 
@@ -270,12 +272,13 @@ def build(cfg):
                              image_size=int(get("image_size", 512)), resolution=int(get("resolution", 64)),
                              min_aesthetic_score=get("min_aesthetic_score", None))
         train_names, val_names = _split(full.names, val_fraction, seed)
-        make = lambda subset: TrellisSource(full.root, model=full.model, image_size=full.image_size,  # noqa: E731
-                                            resolution=full.resolution, min_aesthetic_score=get("min_aesthetic_score", None),
-                                            instances=subset)
+        def make(subset):
+            return TrellisSource(full.root, model=full.model, image_size=full.image_size,
+                                 resolution=full.resolution, min_aesthetic_score=get("min_aesthetic_score", None),
+                                 instances=subset)
     else:
         raise ValueError(f"data.source must be 'meshes' or 'trellis', got {source_kind!r}")
-    kwargs = dict(views_per_item=get("views_per_item", 1), max_voxels=get("max_voxels", TRELLIS_MAX_VOXELS))
+    kwargs = {"views_per_item": get("views_per_item", 1), "max_voxels": get("max_voxels", TRELLIS_MAX_VOXELS)}
     train = SLatDataset(make(train_names), **kwargs)
     val = SLatDataset(make(val_names or train_names), **kwargs)
     return train, val

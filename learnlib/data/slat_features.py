@@ -31,8 +31,18 @@ from learnlib.data.slat_projection import (
 )
 from learnlib.splat.cameras import Cameras, camera_to_world, hammersley_cameras
 
-__all__ = ["SLatObject", "RenderedViews", "slat_cameras", "render_object_views", "view_stack",
-           "preprocess_mesh", "save_trellis_features", "load_trellis_features", "TRELLIS_RADIUS", "TRELLIS_FOV_DEG"]
+__all__ = [
+    "TRELLIS_FOV_DEG",
+    "TRELLIS_RADIUS",
+    "RenderedViews",
+    "SLatObject",
+    "load_trellis_features",
+    "preprocess_mesh",
+    "render_object_views",
+    "save_trellis_features",
+    "slat_cameras",
+    "view_stack",
+]
 
 TRELLIS_RADIUS = 2.0
 TRELLIS_FOV_DEG = 40.0

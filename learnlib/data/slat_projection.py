@@ -17,7 +17,7 @@ from torch import Tensor
 
 from learnlib.splat.cameras import Cameras
 
-__all__ = ["project_to_grid", "sample_feature_maps", "project_voxel_features", "visibility_from_depth"]
+__all__ = ["project_to_grid", "project_voxel_features", "sample_feature_maps", "visibility_from_depth"]
 
 
 def _check_points(points: Tensor) -> None:

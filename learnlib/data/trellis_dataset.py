@@ -30,8 +30,17 @@ from torch import Tensor
 from learnlib.data.slat_features import downsample_features, load_trellis_features, save_trellis_features
 from learnlib.splat.cameras import Cameras, camera_to_world, intrinsics_from_fov
 
-__all__ = ["TrellisSource", "read_metadata", "read_transforms", "blender_to_viewmat", "viewmat_to_blender",
-           "write_trellis_object", "write_metadata", "TRELLIS_FEATURE_RESOLUTION"]
+__all__ = [
+    "TRELLIS_FEATURE_RESOLUTION",
+    "TrellisSource",
+    "blender_to_viewmat",
+    "read_metadata",
+    "read_transforms",
+    "viewmat_to_blender",
+    "write_metadata",
+    "write_random_dataset",
+    "write_trellis_object",
+]
 
 TRELLIS_FEATURE_RESOLUTION = 64
 _FLIP_YZ = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
@@ -230,3 +239,28 @@ def write_metadata(root, rows: list[dict[str, str]]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def write_random_dataset(root, count: int = 3, views: int = 4, image_size: int = 16, channels: int = 8,
+                         seed: int = 0, model: str = "dinov2_vitl14_reg") -> dict[str, tuple]:
+    """A tiny TRELLIS folder of random objects (voxels at 64^3, features, RGBA renders) for trying the reader.
+
+    Returns {sha256: (coords, feats, images, alphas)}; every object shares `slat_cameras(views, image_size)`.
+    """
+    from learnlib.data.slat_features import slat_cameras
+
+    g = torch.Generator().manual_seed(seed)
+    rows, objects = [], {}
+    cameras = slat_cameras(views, image_size)
+    for i in range(count):
+        sha = f"{i:064x}"
+        coords = torch.unique(torch.randint(0, TRELLIS_FEATURE_RESOLUTION, (30 + 10 * i, 3), generator=g), dim=0)
+        feats = torch.randn(len(coords), channels, generator=g)
+        images = torch.rand(views, 3, image_size, image_size, generator=g)
+        alphas = torch.rand(views, 1, image_size, image_size, generator=g)
+        row = write_trellis_object(root, sha, coords, feats, images, alphas, cameras, model=model)
+        row["aesthetic_score"] = str(4.0 + i)
+        rows.append(row)
+        objects[sha] = (coords, feats, images, alphas)
+    write_metadata(root, rows)
+    return objects
