@@ -81,3 +81,27 @@ def test_load_dinov2_round_trip_and_missing_path(tmp_path):
                                model.eval().forward_features(images)["x_prenorm"])
     with pytest.raises(FileNotFoundError, match="never downloaded"):
         load_dinov2(tmp_path / "absent.pth")
+
+
+def test_layer_scale_block_is_block_at_gamma_one_and_identity_at_gamma_zero():
+    from learnlib.dinov2 import LayerScaleBlock
+    from learnlib.nn.block import Block
+
+    scaled = LayerScaleBlock(16, 2, init_values=1.0).eval()
+    plain = Block(16, 2).eval()
+    plain.load_state_dict({k: v for k, v in scaled.state_dict().items() if ".gamma" not in k})
+    x = torch.randn(2, 5, 16)
+    torch.testing.assert_close(scaled(x), plain(x))
+    with torch.no_grad():
+        scaled.ls1.gamma.zero_()
+        scaled.ls2.gamma.zero_()
+    torch.testing.assert_close(scaled(x), x)
+
+
+@pytest.mark.gpu
+def test_full_size_dinov2_backend_gives_1024_channel_37x37_maps_on_cuda():
+    from learnlib.data.slat_backends import Dinov2Backend
+
+    backend = Dinov2Backend(model=dinov2_vitl14_reg(), device="cuda", batch_size=2)
+    maps = backend(torch.rand(3, 4, 64, 64))  # resized to 518 px inside the backend
+    assert maps.shape == (3, 1024, 37, 37) and torch.isfinite(maps).all()

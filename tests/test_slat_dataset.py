@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from learnlib.data import slat_dataset
-from learnlib.data.slat_dataset import MeshSource, SLatDataset, build, collate_slat, load_mesh
+from learnlib.data.slat_dataset import (
+    MeshSource,
+    SLatDataset,
+    VoxelBudgetBatchSampler,
+    build,
+    collate_slat,
+    load_mesh,
+)
 from learnlib.data.trellis_dataset import TrellisSource, write_random_dataset
 from learnlib.sparse import SparseTensor
 
@@ -94,3 +101,15 @@ def test_bad_mesh_file_and_mismatched_views_are_clear_errors(tmp_path):
         dataset[0]
     with pytest.raises(ValueError, match="at least one mesh"):
         MeshSource([], tmp_path)
+
+
+def test_voxel_budget_batches_respect_the_budget_and_cover_every_object_once():
+    sizes = [5, 300, 120, 80, 400, 60, 10, 700]
+    sampler = VoxelBudgetBatchSampler(sizes, max_voxels=500, seed=3)
+    batches = list(sampler)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(sizes)))
+    assert all(sum(sizes[i] for i in batch) <= 500 for batch in batches if len(batch) > 1)
+    assert [7] in batches  # over the budget alone: a batch of its own
+    sampler.set_epoch(1)
+    assert list(sampler) != batches and len(sampler) == len(list(sampler))
+    assert all(len(b) <= 2 for b in VoxelBudgetBatchSampler(sizes, 10_000, max_batch_size=2))

@@ -8,7 +8,7 @@ Two sources share one interface (`names`, `resolution`, `num_voxels(i)`, `num_vi
 
 `SLatDataset` returns one object per item (coords, feats, and one random view by default, as
 TRELLIS's SparseFeat2Render), drops objects over `max_voxels`, and exposes `sizes` (voxel counts)
-for a voxel-budget batch sampler. `collate_slat` packs items into one `learnlib.sparse.SparseTensor`.
+for `VoxelBudgetBatchSampler`. `collate_slat` packs items into one `learnlib.sparse.SparseTensor`.
 `build(cfg) -> (train, val)` makes both splits from a `data` config.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from learnlib.data.slat_backends import make_backend
 from learnlib.data.slat_cache import SLatCache
@@ -29,7 +29,7 @@ from learnlib.data.slat_features import TRELLIS_FOV_DEG, TRELLIS_RADIUS, SLatObj
 from learnlib.sparse import SparseTensor
 from learnlib.splat.cameras import Cameras
 
-__all__ = ["DEFAULT_UP_AXES", "TRELLIS_MAX_VOXELS", "MeshSource", "SLatDataset", "build", "collate_slat", "load_mesh"]
+__all__ = ["DEFAULT_UP_AXES", "TRELLIS_MAX_VOXELS", "MeshSource", "SLatDataset", "VoxelBudgetBatchSampler", "build", "collate_slat", "load_mesh"]
 
 TRELLIS_MAX_VOXELS = 32768
 DEFAULT_UP_AXES = {"bunny": "y", "bunny10k": "y"}  # pymeshlab's bunnies are stored y-up
@@ -84,6 +84,7 @@ class MeshSource:
         self.up_axes = {**DEFAULT_UP_AXES, **(up_axes or {})}
         self._backend = None
         self._sizes: dict[int, int] = {}
+        self._last: tuple[int, SLatObject] | None = None
 
     def settings(self, index: int) -> dict:
         name = self.names[index]
@@ -127,12 +128,18 @@ class MeshSource:
     def num_views(self, index: int) -> int:
         return self.num_views_per_object
 
+    def _object(self, index: int) -> SLatObject:
+        """The object `index`, reusing the last one read (an item reads voxels, then views)."""
+        if self._last is None or self._last[0] != index:
+            self._last = (index, self.load(index))
+        return self._last[1]
+
     def load_voxels(self, index: int) -> tuple[Tensor, Tensor]:
-        obj = self.load(index)
+        obj = self._object(index)
         return obj.coords, obj.feats
 
     def load_views(self, index: int, view_ids=None) -> tuple[Tensor, Tensor, Cameras]:
-        obj = self.load(index)
+        obj = self._object(index)
         ids = list(range(len(obj.cameras))) if view_ids is None else [int(i) for i in view_ids]
         return obj.images[ids], obj.alphas[ids], obj.cameras[ids]
 
@@ -190,6 +197,45 @@ class SLatDataset(Dataset):
                              f"{len(cameras)} cameras; expected one of each per view")
         return {"name": self.names[item], "coords": coords, "feats": feats, "images": images, "alphas": alphas,
                 "cameras": cameras, "resolution": resolution}
+
+
+class VoxelBudgetBatchSampler(Sampler[list[int]]):
+    """Batches of dataset indices whose voxel counts (`sizes`) sum to at most `max_voxels` each.
+
+    Objects are visited in a random order (a new one per epoch, from `seed` + epoch) and greedily
+    packed; an object larger than the budget gets a batch of its own. `max_batch_size` caps the count.
+    """
+
+    def __init__(self, sizes, max_voxels: int, max_batch_size: int | None = None, shuffle: bool = True,
+                 seed: int = 0):
+        if max_voxels < 1:
+            raise ValueError(f"max_voxels must be >= 1, got {max_voxels}")
+        self.sizes, self.max_voxels, self.max_batch_size = list(sizes), int(max_voxels), max_batch_size
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        order = (torch.randperm(len(self.sizes), generator=torch.Generator().manual_seed(self.seed + self.epoch))
+                 .tolist() if self.shuffle else list(range(len(self.sizes))))
+        batches, current, total = [], [], 0
+        for i in order:
+            full = self.max_batch_size is not None and len(current) >= self.max_batch_size
+            if current and (total + self.sizes[i] > self.max_voxels or full):
+                batches.append(current)
+                current, total = [], 0
+            current.append(i)
+            total += self.sizes[i]
+        if current:
+            batches.append(current)
+        return batches
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
 
 
 def _stack_or_list(tensors: list[Tensor]):
