@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from learnlib.models import register
 from learnlib.nn.block import Block
 from learnlib.nn.patch_embed import PatchEmbed
 
@@ -168,6 +169,7 @@ class DinoV2(nn.Module):
         return tokens.transpose(1, 2).reshape(images.shape[0], self.embed_dim, grid_h, grid_w)  # (B, D, h, w)
 
 
+@register("dinov2_vitl14_reg")
 def dinov2_vitl14_reg(**overrides) -> DinoV2:
     """DINOv2 ViT-L/14 with 4 registers at 518 px (1024-d tokens, 24 blocks, 16 heads; 304.4 M parameters)."""
     config = {"img_size": 518, "patch_size": 14, "embed_dim": 1024, "depth": 24, "num_heads": 16,
