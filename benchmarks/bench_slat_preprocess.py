@@ -22,7 +22,13 @@ import platform
 import torch
 from machine import append_results, best_wall_and_cpu, cpu_model
 
-from learnlib.data.meshes import list_sample_meshes, load_sample_mesh, normalize_to_unit_cube, voxel_centres, voxelize
+from learnlib.data.meshes import (
+    list_sample_meshes,
+    load_sample_mesh,
+    normalize_to_unit_cube,
+    voxel_centres,
+    voxelize,
+)
 from learnlib.data.slat_backends import PatchPoolBackend
 from learnlib.data.slat_dataset import DEFAULT_UP_AXES
 from learnlib.data.slat_features import preprocess_mesh, render_object_views, slat_cameras, view_stack
@@ -71,15 +77,16 @@ def main() -> None:
     lines = ["| measured | wall s | CPU s (process) |", "|---|---:|---:|"]
     lines += [f"| {name} | {wall:.4f} | {cpu:.4f} |" for name, (wall, cpu) in times.items()]
     lines.append(f"| stages summed (normalize, voxelize, render + normals, backend, project) | {summed:.4f} | - |")
-    counts = ["| sample mesh | faces | voxels at %d | voxels at %d |" % (R, 2 * R), "|---|---:|---:|---:|"]
+    counts = [f"| sample mesh | faces | voxels at {R} | voxels at {2 * R} |", "|---|---:|---:|---:|"]
     for name in list_sample_meshes():
         m = normalize_to_unit_cube(load_sample_mesh(name, up_axis=DEFAULT_UP_AXES.get(name, "z")))
         counts.append(f"| {name} | {len(m.faces)} | {len(voxelize(m, R))} | {len(voxelize(m, 2 * R))} |")
     body = "\n".join([
-        f"`python benchmarks/bench_slat_preprocess.py --resolution {R} --views {V} --size {S}`; best of "
-        f"{args.repeats} interleaved runs after a warm-up; bunny ({len(raw.faces)} faces, {len(coords)} voxels at {R}).",
-        f"Machine: {cpu_model()}, torch.set_num_threads({args.threads}), torch {torch.__version__}, "
-        f"Python {platform.python_version()}, 1-min load average {load:.1f}.",
+        (f"`python benchmarks/bench_slat_preprocess.py --resolution {R} --views {V} --size {S}`; best of "
+         f"{args.repeats} interleaved runs after a warm-up; bunny ({len(raw.faces)} faces, {len(coords)} voxels "
+         f"at {R})."),
+        (f"Machine: {cpu_model()}, torch.set_num_threads({args.threads}), torch {torch.__version__}, "
+         f"Python {platform.python_version()}, 1-min load average {load:.1f}."),
         "", *lines, "", *counts,
     ])
     print(body)
