@@ -55,6 +55,16 @@ def test_objects_over_max_voxels_are_skipped_or_rejected(tmp_path):
         SLatDataset(TrellisSource(tmp_path, image_size=16), max_voxels=limit, on_too_large="error")
 
 
+def test_build_from_omegaconf_config(tmp_path):
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"source": "meshes", "meshes": ["cube", "cow"], "val_fraction": 0.5,
+                            "cache_dir": str(tmp_path), "resolution": 8, "num_views": 2, "image_size": 16,
+                            "up_axes": {"cow": "y"}, "views_per_item": None})
+    train, val = build(cfg)
+    assert len(train) == 1 and len(val) == 1 and train[0]["images"].shape == (2, 3, 16, 16)
+
+
 def test_build_from_sample_meshes_uses_the_cache(tmp_path, monkeypatch):
     cfg = {"source": "meshes", "meshes": ["bunny", "cube", "cow"], "val_meshes": ["cow"], "cache_dir": str(tmp_path),
            "resolution": 8, "num_views": 2, "image_size": 16}
@@ -63,6 +73,8 @@ def test_build_from_sample_meshes_uses_the_cache(tmp_path, monkeypatch):
     item = train[1]
     assert item["feats"].shape[1] == 32 and item["coords"].max() < 8 and item["images"].shape == (1, 3, 16, 16)
     assert collate_slat([train[0], train[1]])["feats"].resolution == (8, 8, 8)
+    bunny, cube = (train.source.load(i).cameras.viewmats for i in range(2))
+    assert not torch.allclose(bunny, cube)  # each object gets its own shifted Hammersley cameras
 
     def no_recompute(*args, **kwargs):
         raise AssertionError("the cache should have served this object")

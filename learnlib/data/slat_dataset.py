@@ -14,6 +14,7 @@ for `VoxelBudgetBatchSampler`. `collate_slat` packs items into one `learnlib.spa
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from pathlib import Path
@@ -68,12 +69,15 @@ class MeshSource:
 
     `backend` is "patch_pool" (offline) or "dinov2" (`backend_kwargs` e.g. {"weights": path,
     "device": "cuda"}); the cache key holds the mesh name and every setting, so changing one
-    preprocesses again into another file.
+    preprocesses again into another file. `vary_cameras` shifts each object's Hammersley set by an
+    offset drawn from its name (TRELLIS draws a random offset per object), so objects are not all
+    seen from the same directions; the offset is reproducible, so the cache stays valid.
     """
 
     def __init__(self, names, cache_dir, resolution: int = 32, num_views: int = 8, image_size: int = 64,
                  backend: str = "patch_pool", backend_kwargs: dict | None = None, visibility: bool = False,
-                 radius: float = TRELLIS_RADIUS, fov_deg: float = TRELLIS_FOV_DEG, up_axes: dict | None = None):
+                 radius: float = TRELLIS_RADIUS, fov_deg: float = TRELLIS_FOV_DEG, up_axes: dict | None = None,
+                 vary_cameras: bool = True):
         self.names = [str(n) for n in names]
         if not self.names:
             raise ValueError("MeshSource needs at least one mesh name")
@@ -82,6 +86,7 @@ class MeshSource:
         self.backend_name, self.backend_kwargs = backend, dict(backend_kwargs or {})
         self.visibility, self.radius, self.fov_deg = bool(visibility), float(radius), float(fov_deg)
         self.up_axes = {**DEFAULT_UP_AXES, **(up_axes or {})}
+        self.vary_cameras = bool(vary_cameras)
         self._backend = None
         self._sizes: dict[int, int] = {}
         self._last: tuple[int, SLatObject] | None = None
@@ -91,7 +96,15 @@ class MeshSource:
         kwargs = {k: str(v) for k, v in self.backend_kwargs.items() if k not in ("device", "batch_size", "model")}
         return {"resolution": self.resolution, "num_views": self.num_views_per_object, "image_size": self.image_size,
                 "radius": self.radius, "fov_deg": self.fov_deg, "visibility": self.visibility,
-                "backend": self.backend_name, "backend_kwargs": kwargs, "up_axis": self.up_axes.get(name, "z")}
+                "backend": self.backend_name, "backend_kwargs": kwargs, "up_axis": self.up_axes.get(name, "z"),
+                "camera_offset": self.camera_offset(index)}
+
+    def camera_offset(self, index: int) -> tuple[float, float]:
+        """The (du, dv) shift of object `index`'s Hammersley cameras: from its name, or (0, 0)."""
+        if not self.vary_cameras:
+            return (0.0, 0.0)
+        digest = hashlib.sha1(self.names[index].encode()).digest()
+        return (digest[0] / 256.0, digest[1] / 256.0)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -107,7 +120,7 @@ class MeshSource:
         mesh = load_mesh(name, self.up_axes.get(name, "z"))
         return preprocess_mesh(mesh, self.backend, resolution=self.resolution, num_views=self.num_views_per_object,
                                image_size=self.image_size, radius=self.radius, fov_deg=self.fov_deg,
-                               visibility=self.visibility, name=name)
+                               offset=self.camera_offset(index), visibility=self.visibility, name=name)
 
     def prepare(self, index: int) -> None:
         """Preprocess object `index` into the cache unless it is there already."""
@@ -279,7 +292,7 @@ def build(cfg):
     split_seed (0). For "meshes": meshes (names or files; default every sample mesh), val_meshes
     (explicit validation list, overrides val_fraction), cache_dir (~/.cache/learnlib/slat), resolution (32),
     num_views (8), image_size (64), backend ("patch_pool" | "dinov2"), dinov2_weights, feature_device ("cpu"),
-    visibility (False), up_axes ({}). For "trellis": root (required), model ("dinov2_vitl14_reg"),
+    visibility (False), up_axes ({}), vary_cameras (True). For "trellis": root (required), model ("dinov2_vitl14_reg"),
     image_size (512), resolution (64), min_aesthetic_score (None).
     A validation split that would be empty falls back to the training objects.
     """
@@ -305,7 +318,8 @@ def build(cfg):
         common = {"cache_dir": get("cache_dir", None) or "~/.cache/learnlib/slat",
                   "resolution": int(get("resolution", 32)), "num_views": int(get("num_views", 8)),
                   "image_size": int(get("image_size", 64)), "backend": backend, "backend_kwargs": backend_kwargs,
-                  "visibility": bool(get("visibility", False)), "up_axes": dict(get("up_axes", None) or {})}
+                  "visibility": bool(get("visibility", False)), "up_axes": dict(get("up_axes", None) or {}),
+                  "vary_cameras": bool(get("vary_cameras", True))}
 
         def make(subset):
             return MeshSource(subset, **common)
