@@ -11,6 +11,7 @@ from learnlib.check.fundamentals import evaluate, pad_collate, train_step
 from learnlib.check.hints import hint
 from learnlib.check.paddle_port import linear_weight_to_torch, port_state_dict
 from learnlib.check.slat import diagonal_gaussian_kl, gaussian_params
+from learnlib.check.slat_features import project_voxel_features
 from learnlib.check.sparse import group_windows, morton_encode, window_ids
 from learnlib.check.splat import composite_front_to_back, covariance_3d, project_gaussian
 from learnlib.check.var import block_causal_mask, cfg_mix, top_k_top_p
@@ -36,4 +37,5 @@ __all__ = [
     "project_gaussian", "composite_front_to_back", "covariance_3d",
     # 08 structured-latent VAE
     "gaussian_params", "diagonal_gaussian_kl",
+    "project_voxel_features",
 ]
