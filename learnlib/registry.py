@@ -68,25 +68,47 @@ class Registry:
     def options(self, name: str) -> list[str] | None:
         """Keyword options the factory `name` accepts, or None when they cannot be read off it.
 
-        A factory taking `**overrides` is read through its return annotation (the class it builds).
+        A factory taking only `**overrides` is read through its return annotation (the class it builds).
         """
         factory = self.get(name)
-        for target in (factory, _built_class(factory)):
-            if target is None:
-                return None
-            function = target.__init__ if inspect.isclass(target) else target
-            params = [p for p in inspect.signature(function).parameters.values() if p.name != "self"]
-            if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-                return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        return None
+        params = _keyword_params(factory)
+        if params is not None:
+            return params
+        built = _built_class(factory) if _only_var_keyword(factory) else None
+        return _keyword_params(built) if built is not None else None
 
     def build(self, name: str, **kwargs: Any) -> Any:
-        """Call the factory `name` with `kwargs`, naming unknown options before the call."""
-        accepted = self.options(name)
-        unknown = sorted(set(kwargs) - set(accepted)) if accepted is not None else []
-        if unknown:
-            raise ValueError(f"{self.kind} {name!r} has no option(s) {unknown}; its options are {accepted}")
-        return self.get(name)(**kwargs)
+        """Call the factory `name` with `kwargs`; an unknown option is a ValueError listing the valid ones."""
+        factory = self.get(name)
+        strict = _keyword_params(factory)
+        if strict is not None and set(kwargs) - set(strict):
+            self._unknown(name, sorted(set(kwargs) - set(strict)), strict)
+        try:
+            return factory(**kwargs)
+        except TypeError as err:
+            unknown = [key for key in kwargs if f"unexpected keyword argument '{key}'" in str(err)]
+            if not unknown:
+                raise
+            self._unknown(name, unknown, self.options(name))
+
+    def _unknown(self, name: str, unknown: list[str], accepted: list[str] | None) -> None:
+        valid = f"; its options are {accepted}" if accepted is not None else ""
+        raise ValueError(f"{self.kind} {name!r} has no option(s) {unknown}{valid}") from None
+
+
+def _keyword_params(target: Callable[..., Any]) -> list[str] | None:
+    """Names a callable (or a class's __init__) takes by keyword; None when it also takes **kwargs."""
+    function = target.__init__ if inspect.isclass(target) else target
+    params = [p for p in inspect.signature(function).parameters.values() if p.name != "self"]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _only_var_keyword(factory: Callable[..., Any]) -> bool:
+    """True for a factory of the form `f(**overrides)`."""
+    params = list(inspect.signature(factory).parameters.values())
+    return len(params) == 1 and params[0].kind is inspect.Parameter.VAR_KEYWORD
 
 
 def _built_class(factory: Callable[..., Any]) -> type | None:
