@@ -158,7 +158,7 @@ def zero_one_layernorm_init(model: nn.Module) -> nn.Module:
     return model
 
 
-# Paddle name (regex) -> torch name; Linear weights are transposed (Paddle stores [in, out]).
+# Paddle name (regex) -> torch name; Linear weights are transposed (Paddle stores (in, out)).
 _PADDLE_TO_TORCH = [
     (r"patch_embedding\.conv\.(weight|bias)", r"patch_embed.proj.\1"),
     (r"patch_embedding\.class_token", "cls_token"),
@@ -191,7 +191,7 @@ def from_paddle_state_dict(paddle_state: dict) -> dict[str, torch.Tensor]:
         if _PADDLE_LINEAR_WEIGHT.search(name):
             if tensor.dim() != 2:
                 raise ValueError(f"{name}: expected a 2-D Linear weight [in, out], got {tuple(tensor.shape)}")
-            tensor = tensor.t().contiguous()  # [in, out] -> (out, in)
+            tensor = tensor.t().contiguous()  # (in, out) -> (out, in)
         out[torch_name] = tensor
     if unknown:
         raise KeyError(f"parameters with no torch counterpart: {unknown}")
