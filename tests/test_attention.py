@@ -150,6 +150,7 @@ def test_module_rejects_bad_input():
 def test_bf16_fast_backends_match_reference_fp32_on_gpu(backend):
     if backend == "flash":
         pytest.importorskip("flash_attn")
+        assert resolve_backend("auto", "cuda") == "flash"
     q, k, v = _qkv(b=2, h=4, nq=197, nk=197, d=64, device="cuda")
     ref = scaled_dot_product_attention(q, k, v, backend="reference")
     low = [t.bfloat16() for t in (q, k, v)]
