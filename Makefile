@@ -58,7 +58,7 @@ notebooks: $(STAMP)
 	$(MAKE) exercises
 
 exercises: $(STAMP)
-	$(BIN)/python -m learnlib.exercises
+	$(BIN)/python -m learnlib.tools.exercises
 
 benchmarks: $(STAMP)
 	for script in benchmarks/bench_*.py; do \

@@ -2,18 +2,20 @@
 
 (a) `window_partition` vs `naive_window_partition` at ~20k and ~200k voxels.
 (b) sparse windowed self-attention at ~20k voxels, 8 heads x 64, window 8 (and window 4,
-    many small windows), fp32: the per-window loop vs the padded and the length-bucketed
-    sdpa backends, and FlexAttention (compiled) with a block-diagonal BlockMask built from
-    the partition's cu_seqlens, measured here to choose the CPU backend (the library keeps
-    the faster: sdpa_bucketed).
+    many small windows), fp32: the per-window loop ("reference") vs the sdpa backend padded to
+    the longest window (`pad_to_longest=True`) and length-bucketed (the library's "sdpa"), and
+    FlexAttention (compiled) with a block-diagonal BlockMask built from the partition's
+    cu_seqlens, measured here to choose the CPU backend (the library keeps the faster: bucketed).
 Voxels are thin spherical shells (surface-like occupancy, as in TRELLIS structured
 latents). Prints a table and appends a dated section to benchmarks/RESULTS.md.
 
     python benchmarks/bench_sparse.py
+    python benchmarks/bench_sparse.py --smoke --no-write   # tiny sizes, no FlexAttention: checks the script runs
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 
@@ -23,7 +25,7 @@ from machine import append_results, best_times, cpu_model
 from learnlib.sparse import (
     SparseTensor,
     naive_window_partition,
-    sparse_windowed_self_attention,
+    partitioned_self_attention,
     window_partition,
 )
 from learnlib.sparse.windows import Partition, sparse_window_partition
@@ -91,44 +93,53 @@ def flex_contender(qkv: SparseTensor, part: Partition, block: int):
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, no FlexAttention: checks the script runs")
+    parser.add_argument("--no-write", action="store_true", help="print only, do not append to RESULTS.md")
+    args = parser.parse_args()
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
     rows, notes = [], []
+    repeats = 1 if args.smoke else 5
+    flex_blocks = () if args.smoke else FLEX_BLOCKS
 
     # (a) window partition
-    for res, batch, thick in ((64, 2, 1.2), (128, 4, 1.5)):
+    for res, batch, thick in ((16, 1, 1.2),) if args.smoke else ((64, 2, 1.2), (128, 4, 1.5)):
         coords = shell_coords(res, batch, thick)
         t = best_times({
             "naive": lambda c=coords: naive_window_partition(c, 8, 4),
             "fast": lambda c=coords: window_partition(c, 8, 4),
-        }, repeats=5)
+        }, repeats=repeats)
         rows.append((f"window partition, {coords.shape[0]} voxels, ws 8, shift 4",
                      "naive_window_partition", t["naive"], "window_partition", t["fast"]))
 
     # (b) windowed attention, steady state (partition and padding plan cached, as in a layer stack)
-    coords = shell_coords(64, 2, 1.2)
-    heads, dim = 8, 64
-    qkv = SparseTensor(torch.randn(coords.shape[0], 3, heads, dim), coords, resolution=64)
+    resolution = 16 if args.smoke else 64
+    coords = shell_coords(resolution, 1 if args.smoke else 2, 1.2)
+    heads, dim = (2, 16) if args.smoke else (8, 64)
+    qkv = SparseTensor(torch.randn(coords.shape[0], 3, heads, dim), coords, resolution=resolution)
     for ws in (8, 4):
         part = sparse_window_partition(qkv, ws, 0)
         fns = {
-            b: (lambda b=b, ws=ws: sparse_windowed_self_attention(qkv, ws, 0, backend=b))
-            for b in ("loop", "sdpa", "sdpa_bucketed")
+            "reference": lambda part=part: partitioned_self_attention(qkv.feats, part, "reference"),
+            "sdpa padded": lambda part=part: partitioned_self_attention(qkv.feats, part, "sdpa", pad_to_longest=True),
+            "sdpa": lambda part=part: partitioned_self_attention(qkv.feats, part, "sdpa"),
         }
-        reference = fns["loop"]().feats
-        for block in FLEX_BLOCKS:
+        reference = fns["reference"]()
+        for block in flex_blocks:
             fns[f"flex {block}"] = flex_contender(qkv, part, block)
             start = time.perf_counter()
             error = (fns[f"flex {block}"]() - reference).abs().max().item()
             notes.append(f"FlexAttention block {block}, ws {ws}: compile + first call {time.perf_counter() - start:.1f} s, "
                          f"max |difference| to the loop {error:.1e}")
-        t = best_times(fns, repeats=5)
+        t = best_times(fns, repeats=repeats)
         label = (f"windowed attention, {coords.shape[0]} voxels, ws {ws}: {part.num_groups} windows "
                  f"(mean {coords.shape[0] / part.num_groups:.0f}, max {part.max_seqlen}), {heads}x{dim}, fp32")
-        rows.append((label, "loop", t["loop"], "sdpa (padded to max)", t["sdpa"]))
-        rows.append((label, "loop", t["loop"], "sdpa_bucketed", t["sdpa_bucketed"]))
-        for block in FLEX_BLOCKS:
-            rows.append((label, "loop", t["loop"], f"FlexAttention, block-diagonal, block {block}", t[f"flex {block}"]))
+        rows.append((label, "reference (loop)", t["reference"], "sdpa padded to max", t["sdpa padded"]))
+        rows.append((label, "reference (loop)", t["reference"], "sdpa (length-bucketed)", t["sdpa"]))
+        for block in flex_blocks:
+            rows.append((label, "reference (loop)", t["reference"], f"FlexAttention, block-diagonal, block {block}",
+                         t[f"flex {block}"]))
 
     header = "| measured | peer | peer s | ours | ours s | speed-up |\n|---|---|---|---|---|---|\n"
     table = header + "".join(
@@ -136,6 +147,8 @@ def main() -> None:
     )
     print(table)
     print("\n".join(notes))
+    if args.no_write:
+        return
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     machine = (f"{cpu_model()}, {os.cpu_count()} cores, torch.set_num_threads({THREADS}), torch {torch.__version__}, "
                f"1-min load average at the end {load:.1f}")

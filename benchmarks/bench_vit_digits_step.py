@@ -43,9 +43,9 @@ SETUPS = [  # (label, model overrides, AdamW options, batched fetch)
      {"drop_rate": 0.1, "drop_path_rate": 0.0, "attn_backend": "sdpa"}, {"foreach": False}, False),
     ("+ stochastic depth 0.1 instead of dropout",
      {"drop_rate": 0.0, "drop_path_rate": 0.1, "attn_backend": "sdpa"}, {"foreach": False}, False),
-    ("+ attention written out (math)",
-     {"drop_rate": 0.0, "drop_path_rate": 0.1, "attn_backend": "math"}, {"foreach": False}, False),
-    ("+ fused AdamW", {"drop_rate": 0.0, "drop_path_rate": 0.1, "attn_backend": "math"}, {"fused": True}, False),
+    ("+ attention written out (reference)",
+     {"drop_rate": 0.0, "drop_path_rate": 0.1, "attn_backend": "reference"}, {"foreach": False}, False),
+    ("+ fused AdamW", {"drop_rate": 0.0, "drop_path_rate": 0.1, "attn_backend": "reference"}, {"fused": True}, False),
     ("+ batched fetch (current vit_digits)", {}, {"fused": True}, True),
 ]
 

@@ -134,7 +134,7 @@ class VisionTransformer(nn.Module):
     @torch.no_grad()
     def get_attention_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Attention weights of every block for images x: a list of (B, heads, T, T), computed
-        with the explicit (math) attention and without gradients."""
+        with the explicit (reference) attention and without gradients."""
         tokens = self._embed(x)  # (B, T, D)
         maps = []
         for block in self.blocks:
@@ -158,7 +158,7 @@ def zero_one_layernorm_init(model: nn.Module) -> nn.Module:
     return model
 
 
-# Paddle name (regex) -> torch name; Linear weights are transposed (Paddle stores [in, out]).
+# Paddle name (regex) -> torch name; Linear weights are transposed (Paddle stores (in, out)).
 _PADDLE_TO_TORCH = [
     (r"patch_embedding\.conv\.(weight|bias)", r"patch_embed.proj.\1"),
     (r"patch_embedding\.class_token", "cls_token"),
@@ -191,7 +191,7 @@ def from_paddle_state_dict(paddle_state: dict) -> dict[str, torch.Tensor]:
         if _PADDLE_LINEAR_WEIGHT.search(name):
             if tensor.dim() != 2:
                 raise ValueError(f"{name}: expected a 2-D Linear weight [in, out], got {tuple(tensor.shape)}")
-            tensor = tensor.t().contiguous()  # [in, out] -> (out, in)
+            tensor = tensor.t().contiguous()  # (in, out) -> (out, in)
         out[torch_name] = tensor
     if unknown:
         raise KeyError(f"parameters with no torch counterpart: {unknown}")
@@ -232,11 +232,11 @@ def paddle_vit_base(**overrides) -> VisionTransformer:
 def vit_digits(**overrides) -> VisionTransformer:
     """A small ViT for 8x8 one-channel scikit-learn digits: 2x2 patches, 16 tokens.
 
-    Regularized by stochastic depth rather than dropout, and attention written out ("math"):
+    Regularized by stochastic depth rather than dropout, and attention written out ("reference"):
     on 2 CPU cores element-wise dropout masks cost a third of a training step and the fused
     CPU sdpa kernel is slower than two small matmuls at 17 tokens (benchmarks/RESULTS.md).
     """
     return _build({"img_size": 8, "patch_size": 2, "in_chans": 1, "num_classes": 10, "embed_dim": 64,
                    "depth": 4, "num_heads": 4, "mlp_ratio": 2.0, "global_pool": "avg", "drop_path_rate": 0.1,
-                   "attn_backend": "math"},
+                   "attn_backend": "reference"},
                   overrides)

@@ -44,11 +44,11 @@ class PatchEmbedding(nn.Layer):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
-        x = self.conv(x)  # [B, D, H/P, W/P]
-        x = x.flatten(2)  # [B, D, N]
-        x = x.transpose([0, 2, 1])  # [B, N, D]
-        cls = self.class_token.expand([x.shape[0], -1, -1])  # [B, 1, D]
-        x = paddle.concat([cls, x], axis=1)  # [B, 1 + N, D]
+        x = self.conv(x)  # (B, D, H/P, W/P)
+        x = x.flatten(2)  # (B, D, N)
+        x = x.transpose([0, 2, 1])  # (B, N, D)
+        cls = self.class_token.expand([x.shape[0], -1, -1])  # (B, 1, D)
+        x = paddle.concat([cls, x], axis=1)  # (B, 1 + N, D)
         return self.dropout(x + self.position_embedding)
 
 
@@ -67,13 +67,13 @@ class Attention(nn.Layer):
 
     def forward(self, x):
         B, T, D = x.shape
-        qkv = self.qkv(x).reshape([B, T, 3, self.num_heads, self.head_dim])  # [B, T, 3, H, d]
-        qkv = qkv.transpose([2, 0, 3, 1, 4])  # [3, B, H, T, d]
-        q, k, v = qkv[0], qkv[1], qkv[2]  # each [B, H, T, d]
-        attn = paddle.matmul(q, k, transpose_y=True) * self.scale  # [B, H, T, T]
+        qkv = self.qkv(x).reshape([B, T, 3, self.num_heads, self.head_dim])  # (B, T, 3, H, d)
+        qkv = qkv.transpose([2, 0, 3, 1, 4])  # (3, B, H, T, d)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # each (B, H, T, d)
+        attn = paddle.matmul(q, k, transpose_y=True) * self.scale  # (B, H, T, T)
         attn = self.attn_dropout(nn.functional.softmax(attn, axis=-1))
-        out = paddle.matmul(attn, v)  # [B, H, T, d]
-        out = out.transpose([0, 2, 1, 3]).reshape([B, T, D])  # [B, T, D]
+        out = paddle.matmul(attn, v)  # (B, H, T, d)
+        out = out.transpose([0, 2, 1, 3]).reshape([B, T, D])  # (B, T, D)
         return self.proj_dropout(self.proj(out))
 
 
@@ -158,9 +158,9 @@ class ViT(nn.Layer):
         if len(x.shape) != 4 or list(x.shape[1:]) != expected:
             raise ValueError(f"ViT expects images of shape [B, {', '.join(map(str, expected))}], "
                              f"got {list(x.shape)}")
-        x = self.patch_embedding(x)  # [B, 1 + N, D]
-        x = self.encoder(x)  # [B, 1 + N, D]
-        return self.classifier(x[:, 0])  # [B, num_classes]
+        x = self.patch_embedding(x)  # (B, 1 + N, D)
+        x = self.encoder(x)  # (B, 1 + N, D)
+        return self.classifier(x[:, 0])  # (B, num_classes)
 
 
 def paddle_vit_base(**overrides) -> ViT:

@@ -1,11 +1,12 @@
-"""Attention: the math reference against a per-head loop, and the fast backends against it."""
+"""Attention: the reference backend against a per-head loop, and the fast backends against it."""
 
 import math
 
 import pytest
 import torch
 
-from learnlib.nn.attention import Attention, resolve_backend, scaled_dot_product_attention
+from learnlib.nn.attention import Attention, scaled_dot_product_attention
+from learnlib.nn.backends import BACKENDS, canonical_backend, resolve_backend
 
 
 def _qkv(b=2, h=3, nq=5, nk=7, d=8, dtype=torch.float32, device="cpu"):
@@ -31,9 +32,9 @@ def _loop_reference(q, k, v, mask=None):
     return out
 
 
-def test_math_matches_loop_reference():
+def test_reference_matches_loop_reference():
     q, k, v = _qkv()
-    out = scaled_dot_product_attention(q, k, v, backend="math")
+    out = scaled_dot_product_attention(q, k, v, backend="reference")
     assert out.shape == (2, 3, 5, 8)
     torch.testing.assert_close(out.double(), _loop_reference(q, k, v), atol=1e-5, rtol=0)
 
@@ -42,12 +43,12 @@ def test_bool_mask_matches_loop_reference():
     q, k, v = _qkv()
     mask = torch.rand(2, 1, 5, 7, generator=torch.Generator().manual_seed(3)) > 0.4
     mask[..., 0] = True  # every query attends to at least one key
-    out = scaled_dot_product_attention(q, k, v, mask=mask, backend="math")
+    out = scaled_dot_product_attention(q, k, v, mask=mask, backend="reference")
     torch.testing.assert_close(out.double(), _loop_reference(q, k, v, mask), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("mask_kind", [None, "bool", "float", "causal"])
-def test_sdpa_matches_math_fp32(mask_kind):
+def test_sdpa_matches_reference_fp32(mask_kind):
     q, k, v = _qkv(nq=6, nk=6)
     mask = None
     if mask_kind == "bool":
@@ -57,18 +58,18 @@ def test_sdpa_matches_math_fp32(mask_kind):
         mask = torch.randn(2, 1, 6, 6, generator=torch.Generator().manual_seed(5))
     elif mask_kind == "causal":
         mask = torch.ones(6, 6, dtype=torch.bool).tril()
-    ref = scaled_dot_product_attention(q, k, v, mask=mask, backend="math")
+    ref = scaled_dot_product_attention(q, k, v, mask=mask, backend="reference")
     fast = scaled_dot_product_attention(q, k, v, mask=mask, backend="sdpa")
     assert (fast - ref).abs().max().item() <= 1e-5
 
 
-def test_gradients_match_between_math_and_sdpa():
+def test_gradients_match_between_reference_and_sdpa():
     grads = {}
-    for backend in ("math", "sdpa"):
+    for backend in ("reference", "sdpa"):
         q, k, v = (t.requires_grad_() for t in _qkv())
         scaled_dot_product_attention(q, k, v, backend=backend).square().sum().backward()
         grads[backend] = (q.grad, k.grad, v.grad)
-    for a, b in zip(grads["math"], grads["sdpa"]):
+    for a, b in zip(grads["reference"], grads["sdpa"]):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
@@ -99,25 +100,34 @@ def test_bad_mask_and_backend_raise():
     with pytest.raises(ValueError, match="unknown attention backend"):
         scaled_dot_product_attention(q, k, v, backend="fast")
     with pytest.raises(ValueError, match="CUDA"):
-        scaled_dot_product_attention(q, k, v, backend="flash_attn")
+        scaled_dot_product_attention(q, k, v, backend="flash")
+    with pytest.raises(ValueError, match="'reference'"):  # the message lists the valid names
+        Attention(dim=32, num_heads=4, backend="flash_attn")
 
 
-def test_auto_picks_sdpa_on_cpu():
+def test_auto_picks_sdpa_on_cpu_and_old_names_are_aliases():
     q, _, _ = _qkv()
-    assert resolve_backend("auto", q) == "sdpa"
-    assert resolve_backend("math", q) == "math"
+    assert resolve_backend("auto", q.device) == "sdpa"
+    assert resolve_backend("auto", "cuda", flash_applies=False) == "sdpa"
+    assert resolve_backend("reference", q.device) == "reference"
+    assert [canonical_backend(name) for name in ("math", "loop", "sdpa_bucketed")] == ["reference", "reference", "sdpa"]
+    assert set(map(canonical_backend, BACKENDS)) == set(BACKENDS)
+    # the stored chapter-01 notebook calls the old name "math": same numbers as "reference"
+    q, k, v = _qkv()
+    assert torch.equal(scaled_dot_product_attention(q, k, v, backend="math"),
+                       scaled_dot_product_attention(q, k, v, backend="reference"))
 
 
 def test_module_backends_agree_and_weights_come_back():
     torch.manual_seed(0)
-    module = Attention(dim=32, num_heads=4, qkv_bias=True, backend="math").eval()
+    module = Attention(dim=32, num_heads=4, qkv_bias=True, backend="reference").eval()
     x = torch.randn(3, 10, 32)
     ref, attn = module(x, return_attention=True)
     assert attn.shape == (3, 4, 10, 10)
     module.backend = "sdpa"
     assert (module(x) - ref).abs().max().item() <= 1e-5
     mask = torch.ones(10, 10, dtype=torch.bool).tril()
-    module.backend = "math"
+    module.backend = "reference"
     masked = module(x, mask=mask)
     module.backend = "sdpa"
     assert (module(x, mask=mask) - masked).abs().max().item() <= 1e-5
@@ -136,12 +146,13 @@ def test_module_rejects_bad_input():
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("backend", ["sdpa", "flash_attn"])
-def test_bf16_fast_backends_match_math_fp32_on_gpu(backend):
-    if backend == "flash_attn":
+@pytest.mark.parametrize("backend", ["sdpa", "flash"])
+def test_bf16_fast_backends_match_reference_fp32_on_gpu(backend):
+    if backend == "flash":
         pytest.importorskip("flash_attn")
+        assert resolve_backend("auto", "cuda") == "flash"
     q, k, v = _qkv(b=2, h=4, nq=197, nk=197, d=64, device="cuda")
-    ref = scaled_dot_product_attention(q, k, v, backend="math")
+    ref = scaled_dot_product_attention(q, k, v, backend="reference")
     low = [t.bfloat16() for t in (q, k, v)]
     out = scaled_dot_product_attention(*low, backend=backend).float()
     # bf16 keeps 8 bits of mantissa: errors of a few 1e-3 relative to values of order 1

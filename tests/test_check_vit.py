@@ -56,7 +56,7 @@ def test_patchify_rejects_in_place_change():
 
 # --------------------------------------------------------------------------- attention
 def library_attention(q, k, v, mask=None):
-    return scaled_dot_product_attention(q, k, v, mask=mask, backend="math")
+    return scaled_dot_product_attention(q, k, v, mask=mask, backend="reference")
 
 
 def test_attention_accepts_library_backends():
@@ -66,7 +66,7 @@ def test_attention_accepts_library_backends():
 
 def test_attention_rejects_missing_scale():
     def unscaled(q, k, v, mask=None):
-        return scaled_dot_product_attention(q, k, v, mask=mask, backend="math", scale=1.0)
+        return scaled_dot_product_attention(q, k, v, mask=mask, backend="reference", scale=1.0)
 
     result = check.attention(unscaled)
     assert not result and "not scaled" in result.message and "1/sqrt(D)" in result.message
@@ -96,7 +96,7 @@ def test_attention_rejects_detached_output():
 # --------------------------------------------------------------------------- multi-head attention
 def library_mha(x, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads):
     """learnlib.nn.Attention run with the given tensors as its parameters (so gradients reach them)."""
-    module = Attention(x.shape[-1], num_heads, qkv_bias=qkv_bias is not None, backend="math")
+    module = Attention(x.shape[-1], num_heads, qkv_bias=qkv_bias is not None, backend="reference")
     params = {"qkv.weight": qkv_weight, "proj.weight": proj_weight, "proj.bias": proj_bias}
     if qkv_bias is not None:
         params["qkv.bias"] = qkv_bias
@@ -108,7 +108,7 @@ def _mha_variant(pattern="b n (three h d) -> three b h n d", single_head=False, 
         heads = 1 if single_head else num_heads
         qkv = nn.functional.linear(x, qkv_weight, qkv_bias)  # (B, N, 3*dim)
         q, k, v = rearrange(qkv, pattern, three=3, h=heads).unbind(0)  # each (B, H, N, D)
-        out = scaled_dot_product_attention(q, k, v, backend="math", scale=(x.shape[-1] // num_heads) ** -0.5)
+        out = scaled_dot_product_attention(q, k, v, backend="reference", scale=(x.shape[-1] // num_heads) ** -0.5)
         out = rearrange(out, "b h n d -> b n (h d)")  # (B, N, dim)
         return nn.functional.linear(out, proj_weight, proj_bias) if project else out
     return fn

@@ -8,7 +8,7 @@ import matplotlib
 import nbformat
 import pytest
 
-from learnlib.exercises import STUB, generate, make_exercise, render, strip_solution
+from learnlib.tools.exercises import STUB, generate, make_exercise, render, strip_solution
 
 matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parents[1]

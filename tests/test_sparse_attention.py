@@ -15,7 +15,8 @@ from learnlib.sparse import (
     sparse_serialized_self_attention,
     sparse_windowed_self_attention,
 )
-from learnlib.sparse.attention import bucket_length
+from learnlib.sparse.attention import bucket_length, partitioned_self_attention
+from learnlib.sparse.windows import sparse_window_partition
 
 
 def random_qkv(seed=0, batch_size=2, n=120, resolution=12, heads=2, dim=8, dtype=torch.float32):
@@ -26,7 +27,7 @@ def random_qkv(seed=0, batch_size=2, n=120, resolution=12, heads=2, dim=8, dtype
 
 
 def masked_dense_attention(qkv, same_group):
-    """Full attention over all voxels with a [N, N] mask: the definition, for small N."""
+    """Full attention over all voxels with an (N, N) mask: the definition, for small N."""
     q, k, v = qkv.unbind(1)  # (N, H, D)
     scores = torch.einsum("qhd,khd->hqk", q, k) / math.sqrt(q.shape[-1])
     scores = scores.masked_fill(~same_group, float("-inf"))
@@ -39,18 +40,19 @@ def test_loop_matches_masked_definition(shift):
     c = x.coords.long()
     cell = (c[:, 1:] + shift) // 4
     same = (c[:, None, 0] == c[None, :, 0]) & (cell[:, None] == cell[None, :]).all(-1)  # (N, N)
-    out = sparse_windowed_self_attention(x, 4, shift, backend="loop")
+    out = sparse_windowed_self_attention(x, 4, shift, backend="reference")
     torch.testing.assert_close(out.feats, masked_dense_attention(x.feats, same), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("backend", ["sdpa", "sdpa_bucketed"])
+@pytest.mark.parametrize("pad_to_longest", [True, False])
 @pytest.mark.parametrize("ws", [4, (6, 3, 4)])
-def test_vectorized_backends_match_loop(backend, ws):
+def test_vectorized_backends_match_loop(pad_to_longest, ws):
     x = random_qkv()
     half = tuple(w // 2 for w in ((ws,) * 3 if isinstance(ws, int) else ws))
     for shift in (0, half):
-        ref = sparse_windowed_self_attention(x, ws, shift, backend="loop").feats
-        out = sparse_windowed_self_attention(x, ws, shift, backend=backend).feats
+        ref = sparse_windowed_self_attention(x, ws, shift, backend="reference").feats
+        part = sparse_window_partition(x, ws, shift)
+        out = partitioned_self_attention(x.feats, part, backend="sdpa", pad_to_longest=pad_to_longest)
         assert out.shape == ref.shape == (x.feats.shape[0], 2, 8)
         assert (out - ref).abs().max().item() <= 1e-5
 
@@ -58,7 +60,7 @@ def test_vectorized_backends_match_loop(backend, ws):
 def test_gradients_match_loop():
     x = random_qkv(n=80)
     grads = []
-    for backend in ("loop", "sdpa_bucketed"):
+    for backend in ("reference", "sdpa"):
         feats = x.feats.clone().requires_grad_(True)
         out = sparse_windowed_self_attention(x.replace(feats), 4, 2, backend=backend)
         (out.feats * torch.linspace(-1, 1, out.feats.numel()).view_as(out.feats)).sum().backward()
@@ -113,7 +115,7 @@ def test_serialized_attention_matches_loop_reference(shift):
             qkv = x.feats[group]
             same = torch.ones(len(group), len(group), dtype=torch.bool)
             expected[group] = masked_dense_attention(qkv, same)
-    for backend in ("loop", "sdpa_bucketed"):
+    for backend in ("reference", "sdpa"):
         out = sparse_serialized_self_attention(x, chunk, shift, backend=backend)
         assert (out.feats - expected).abs().max().item() <= 1e-5
 
@@ -122,16 +124,23 @@ def test_multihead_module_matches_functional():
     torch.manual_seed(0)
     x = random_qkv(n=60)
     x = x.replace(torch.randn(x.feats.shape[0], 16))
-    attn = SparseMultiHeadAttention(16, num_heads=4, window_size=4, shift_window=2, backend="loop")
+    attn = SparseMultiHeadAttention(16, num_heads=4, window_size=4, shift_window=2, backend="reference")
     qkv = attn.qkv(x.feats).view(-1, 3, 4, 4)  # (N, 3, H, D)
-    ref = sparse_windowed_self_attention(x.replace(qkv), 4, 2, backend="loop").feats
+    ref = sparse_windowed_self_attention(x.replace(qkv), 4, 2, backend="reference").feats
     expected = attn.proj(ref.reshape(-1, 16))  # (N, C)
     out = attn(x)
     torch.testing.assert_close(out.feats, expected)
-    attn.backend = "sdpa_bucketed"
+    attn.backend = "sdpa"
     torch.testing.assert_close(attn(x).feats, expected, atol=1e-5, rtol=1e-5)
-    with pytest.raises(ValueError, match=r"\[N, 16\]"):
+    with pytest.raises(ValueError, match=r"\(N, 16\)"):
         attn(x.replace(torch.randn(x.feats.shape[0], 8)))
+
+
+def test_old_backend_names_of_the_stored_notebook_still_work():
+    x = random_qkv(n=60)
+    for old, new in (("loop", "reference"), ("sdpa_bucketed", "sdpa")):
+        assert torch.equal(sparse_windowed_self_attention(x, 4, 2, backend=old).feats,
+                           sparse_windowed_self_attention(x, 4, 2, backend=new).feats)
 
 
 def test_backend_errors():
@@ -140,8 +149,10 @@ def test_backend_errors():
         sparse_windowed_self_attention(x, 4, backend="nope")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
-            sparse_windowed_self_attention(x, 4, backend="flash_attn")
-    with pytest.raises(ValueError, match=r"\[N, 3, H, D\]"):
+            sparse_windowed_self_attention(x, 4, backend="flash")
+    with pytest.raises(ValueError, match="pad_to_longest"):
+        partitioned_self_attention(x.feats, sparse_window_partition(x, 4, 0), "reference", pad_to_longest=True)
+    with pytest.raises(ValueError, match=r"\(N, 3, H, D\)"):
         sparse_windowed_self_attention(x.replace(x.feats[:, 0]), 4)
 
 
@@ -150,8 +161,8 @@ def test_backend_errors():
 def test_flash_attn_matches_loop_on_gpu(shift):
     pytest.importorskip("flash_attn")
     x = random_qkv(n=300, heads=4, dim=32).to("cuda")
-    ref = sparse_windowed_self_attention(x, 4, shift, backend="loop").feats
-    out = sparse_windowed_self_attention(x.to(torch.bfloat16), 4, shift, backend="flash_attn").feats
+    ref = sparse_windowed_self_attention(x, 4, shift, backend="reference").feats
+    out = sparse_windowed_self_attention(x.to(torch.bfloat16), 4, shift, backend="flash").feats
     torch.testing.assert_close(out.float(), ref, atol=2e-2, rtol=2e-2)
     auto = sparse_windowed_self_attention(x, 4, shift, backend="auto").feats
     torch.testing.assert_close(auto.float(), ref, atol=2e-2, rtol=2e-2)

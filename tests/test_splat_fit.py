@@ -11,8 +11,9 @@ pytest.importorskip("pymeshlab")
 
 from learnlib.data.mesh_render import render_views
 from learnlib.data.meshes import load_sample_mesh, normalize_to_unit_cube
+from learnlib.metrics import psnr
 from learnlib.splat import Gaussians, hammersley_cameras
-from learnlib.splat.fit import color_by_normals, fit_gaussians, initial_points, mesh_targets, psnr
+from learnlib.splat.fit import color_by_normals, fit_gaussians, initial_points, mesh_targets
 
 
 @pytest.fixture(autouse=True, scope="module")

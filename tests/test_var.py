@@ -6,11 +6,13 @@ import pytest
 import torch
 
 from learnlib.models import count_parameters, create
+from learnlib.nn import DropPath
 from learnlib.var import (
     VAR,
     AdaLNSelfAttn,
     SelfAttention,
     block_causal_mask,
+    feed_forward,
     random_state_dict,
     var_checkpoint_shapes,
     var_loss,
@@ -74,7 +76,7 @@ def test_block_causal_mask_small_pyramid():
 
 
 def test_attention_backends_agree_and_l2_norm_scale():
-    attn = SelfAttention(32, 4, attn_l2_norm=True, backend="math")
+    attn = SelfAttention(32, 4, attn_l2_norm=True, backend="reference")
     x = torch.randn(2, 14, 32)
     bias = tiny_var().attn_bias_for_masking
     ref = attn(x, bias)
@@ -82,6 +84,31 @@ def test_attention_backends_agree_and_l2_norm_scale():
     assert torch.allclose(attn(x, bias), ref, atol=1e-5)
     assert torch.allclose(attn.scale_mul_1H11.exp(), torch.full((1, 4, 1, 1), 4.0))
     assert attn.max_scale_mul == pytest.approx(math.log(100))
+
+
+def test_feed_forward_is_var_ffn_tanh_gelu_and_one_dropout_after_fc2():
+    torch.manual_seed(0)
+    ffn = feed_forward(8, 32, drop=0.25).train()
+    assert list(ffn.state_dict()) == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]  # the release's keys
+    x = torch.randn(4, 6, 8)
+    torch.manual_seed(1)
+    out = ffn(x)
+    torch.manual_seed(1)  # the published FFN: drop(fc2(gelu_tanh(fc1(x)))), one dropout mask
+    h = torch.nn.functional.gelu(ffn.fc1(x), approximate="tanh")
+    expected = torch.nn.functional.dropout(ffn.fc2(h), p=0.25, training=True)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+def test_block_drop_path_is_per_sample_and_rescaled():
+    block = AdaLNSelfAttn(16, 16, num_heads=2, drop_path=0.5).train()
+    assert isinstance(block.drop_path, DropPath)
+    x = torch.ones(64, 3, 16)
+    torch.manual_seed(0)
+    out = block.drop_path(x)
+    torch.manual_seed(0)  # the same draw: one Bernoulli(keep) per sample, kept samples scaled by 1 / keep
+    keep = torch.empty(64, 1, 1).bernoulli_(0.5)
+    torch.testing.assert_close(out, x * keep / 0.5)
+    assert 0 < int(keep.sum()) < 64
 
 
 def test_adaln_block_with_zero_condition_map_is_identity():
@@ -166,3 +193,23 @@ def test_var_digits_learns_on_fixed_tokens():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.gpu
+def test_cached_attention_on_flash_matches_reference_on_gpu():
+    pytest.importorskip("flash_attn")
+    torch.manual_seed(0)
+    attn = SelfAttention(64, 4, attn_l2_norm=True, backend="reference").cuda().eval()
+    first, second = torch.randn(2, 4, 64, device="cuda"), torch.randn(2, 9, 64, device="cuda")  # two scales
+
+    def cached(backend, dtype=None):
+        attn.backend = backend
+        attn.kv_caching(True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dtype is not None):
+            out = torch.cat([attn(first, None), attn(second, None)], dim=1)  # (B, 13, C)
+        attn.kv_caching(False)
+        return out.float()
+
+    ref = cached("reference")
+    for backend in ("flash", "auto"):  # no bias and bf16 under autocast: "auto" runs flash too
+        torch.testing.assert_close(cached(backend, torch.bfloat16), ref, atol=3e-2, rtol=3e-2)

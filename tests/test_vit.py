@@ -101,7 +101,7 @@ def test_bad_input_raises_with_expected_and_received_shape():
 
 
 def test_attention_maps_and_backends_agree():
-    model = _tiny(depth=3, attn_backend="math").eval()
+    model = _tiny(depth=3, attn_backend="reference").eval()
     x = torch.randn(2, 3, 16, 16)
     maps = model.get_attention_maps(x)
     assert len(maps) == 3 and all(m.shape == (2, 2, 5, 5) for m in maps)

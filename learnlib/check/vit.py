@@ -136,7 +136,7 @@ def attention(fn) -> bool:
                 mask[..., 0] = True  # every query may attend to at least one key
             pairs = {"q": _leaf_pair(q), "k": _leaf_pair(k), "v": _leaf_pair(v)}
             mine, ref = ({n: p[i] for n, p in pairs.items()} for i in (0, 1))
-            expected = scaled_dot_product_attention(ref["q"], ref["k"], ref["v"], mask=mask, backend="math")
+            expected = scaled_dot_product_attention(ref["q"], ref["k"], ref["v"], mask=mask, backend="reference")
             got = expect_tensor_like("output", fn(mine["q"], mine["k"], mine["v"], mask=mask), expected)
             if not _matches(got, expected):
                 variants = [
@@ -176,7 +176,7 @@ def _written_out(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: fl
 
 # --------------------------------------------------------------------------- multi-head attention
 def _random_attention(generator: torch.Generator, dim: int, heads: int, bias: bool) -> Attention:
-    module = Attention(dim, heads, qkv_bias=bias, backend="math").eval()
+    module = Attention(dim, heads, qkv_bias=bias, backend="reference").eval()
     with torch.no_grad():
         for p in module.parameters():
             p.copy_(torch.randn(p.shape, generator=generator) * dim**-0.5)
@@ -188,7 +188,7 @@ def _mha(x, qkv_w, qkv_b, proj_w, proj_b, heads, pattern="b n (three h d) -> thr
     """Multi-head attention written out; the keyword arguments produce the typical mistakes."""
     qkv = nn.functional.linear(x, qkv_w, qkv_b)  # (B, N, 3*dim)
     q, k, v = rearrange(qkv, pattern, three=3, h=heads).unbind(0)  # each (B, H, N, D)
-    out = scaled_dot_product_attention(q, k, v, backend="math", scale=scale)  # (B, H, N, D)
+    out = scaled_dot_product_attention(q, k, v, backend="reference", scale=scale)  # (B, H, N, D)
     out = rearrange(out, "b h n d -> b n (h d)")  # (B, N, dim)
     return nn.functional.linear(out, proj_w, proj_b) if project else out
 
@@ -244,7 +244,7 @@ def multi_head_attention(fn) -> bool:
 
 # --------------------------------------------------------------------------- transformer block
 def _random_block(generator: torch.Generator, dim: int, heads: int, mlp_ratio: float) -> Block:
-    block = Block(dim, heads, mlp_ratio, attn_backend="math").eval()
+    block = Block(dim, heads, mlp_ratio, attn_backend="reference").eval()
     with torch.no_grad():
         for name, p in block.named_parameters():
             noise = torch.randn(p.shape, generator=generator)

@@ -1,16 +1,15 @@
 """Scaled dot-product attention with backend dispatch, and multi-head self-attention.
 
-Backends compute the same function:
-- "math": softmax(Q K^T / sqrt(d) + mask) V written out in PyTorch; the reference, and the
-  only one that can return the attention weights (for plots).
+Backends (names and resolution in `learnlib.nn.backends`) compute the same function:
+- "reference": softmax(Q K^T / sqrt(d) + mask) V written out in PyTorch, and the only one
+  that can return the attention weights (for plots).
 - "sdpa": `torch.nn.functional.scaled_dot_product_attention` (fused kernels where available).
-- "flash_attn": the `flash_attn` package (CUDA, fp16/bf16, no mask); imported on first use.
-- "auto": flash_attn when it applies and is installed, else sdpa.
+- "flash": `flash_attn_func` of the flash-attn package (CUDA, fp16/bf16, no mask); imported on first use.
+- "auto": flash when it applies and is installed, else sdpa.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -18,31 +17,15 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-BACKENDS = ("auto", "math", "sdpa", "flash_attn")
+from learnlib.nn.backends import canonical_backend, resolve_backend
+
 _FLASH_DTYPES = (torch.float16, torch.bfloat16)
 
 
-@functools.lru_cache(maxsize=1)
-def flash_attn_available() -> bool:
-    """True when the `flash_attn` package can be imported."""
-    try:
-        import flash_attn  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def resolve_backend(backend: str, q: torch.Tensor, mask: torch.Tensor | None = None) -> str:
-    """The concrete backend ("math", "sdpa" or "flash_attn") that `backend` means for `q`."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown attention backend {backend!r}; expected one of {BACKENDS}")
-    if backend != "auto":
-        return backend
+def _flash_applies(q: torch.Tensor, mask: torch.Tensor | None) -> bool:
+    """Whether `flash_attn_func` can compute this call: half precision, no mask, head dim 8k <= 256."""
     head_dim = q.shape[-1]
-    if (q.is_cuda and q.dtype in _FLASH_DTYPES and mask is None and head_dim % 8 == 0
-            and head_dim <= 256 and flash_attn_available()):
-        return "flash_attn"
-    return "sdpa"
+    return q.dtype in _FLASH_DTYPES and mask is None and head_dim % 8 == 0 and head_dim <= 256
 
 
 def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> None:
@@ -84,7 +67,7 @@ def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | Non
     return scores.softmax(dim=-1)
 
 
-def _math(q, k, v, mask, dropout_p, scale):
+def _reference(q, k, v, mask, dropout_p, scale):
     attn = attention_weights(q, k, mask, scale)  # (B, H, Nq, Nk)
     dropped = F.dropout(attn, p=dropout_p) if dropout_p > 0 else attn
     return dropped @ v, attn  # (B, H, Nq, D), (B, H, Nq, Nk)
@@ -92,7 +75,7 @@ def _math(q, k, v, mask, dropout_p, scale):
 
 def _flash(q, k, v, dropout_p, scale):
     if not q.is_cuda or q.dtype not in _FLASH_DTYPES:
-        raise ValueError(f"flash_attn needs CUDA fp16/bf16 tensors, got {q.device} {q.dtype}")
+        raise ValueError(f"the flash backend needs CUDA fp16/bf16 tensors, got {q.device} {q.dtype}")
     from flash_attn import flash_attn_func
 
     q, k, v = (rearrange(t, "b h n d -> b n h d").contiguous() for t in (q, k, v))  # (B, N, H, D)
@@ -108,21 +91,23 @@ def scaled_dot_product_attention(
     """softmax(Q K^T / sqrt(D) + mask) V for q (B, H, Nq, D), k (B, H, Nk, D), v (B, H, Nk, Dv).
 
     `mask` broadcasts to (B, H, Nq, Nk): bool (True = may attend) or float (added to the
-    scores). `dropout_p` drops attention weights (pass 0 in eval). With
-    `return_attention=True` the math backend runs and (output, weights) is returned.
+    scores; a float mask is cast to q's dtype). `dropout_p` drops attention weights (pass 0 in
+    eval). With `return_attention=True` the reference backend runs and (output, weights) is returned.
     """
     _check_qkv(q, k, v, mask)
     if return_attention:
-        if backend not in ("auto", "math"):
-            raise ValueError(f"return_attention needs the 'math' backend, got backend={backend!r}")
-        return _math(q, k, v, mask, dropout_p, scale)
-    chosen = resolve_backend(backend, q, mask)
-    if chosen == "math":
-        return _math(q, k, v, mask, dropout_p, scale)[0]
+        if canonical_backend(backend) not in ("auto", "reference"):
+            raise ValueError(f"return_attention needs the 'reference' backend, got backend={backend!r}")
+        return _reference(q, k, v, mask, dropout_p, scale)
+    chosen = resolve_backend(backend, q.device, _flash_applies(q, mask))
+    if chosen == "reference":
+        return _reference(q, k, v, mask, dropout_p, scale)[0]
     if chosen == "sdpa":
+        if mask is not None and mask.is_floating_point():
+            mask = mask.to(q.dtype)  # fused kernels want the scores' dtype (autocast may differ)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
     if mask is not None:
-        raise ValueError("the flash_attn backend takes no mask; use backend='sdpa' or 'math'")
+        raise ValueError("the flash backend takes no mask; use backend='sdpa' or 'reference'")
     return _flash(q, k, v, dropout_p, scale)
 
 
@@ -134,11 +119,9 @@ class Attention(nn.Module):
         super().__init__()
         if dim % num_heads != 0:
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown attention backend {backend!r}; expected one of {BACKENDS}")
         self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
         self.scale = self.head_dim ** -0.5
-        self.backend = backend
+        self.backend = canonical_backend(backend)
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.attn_drop = attn_drop
         self.proj = nn.Linear(dim, dim)
@@ -154,7 +137,7 @@ class Attention(nn.Module):
         q, k, v = qkv.unbind(0)  # each (B, H, N, D)
         out = scaled_dot_product_attention(
             q, k, v, mask=mask, dropout_p=self.attn_drop if self.training else 0.0,
-            backend="math" if return_attention else self.backend, scale=self.scale,
+            backend="reference" if return_attention else self.backend, scale=self.scale,
             return_attention=return_attention,
         )
         out, attn = out if return_attention else (out, None)

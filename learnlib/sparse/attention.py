@@ -1,26 +1,27 @@
 """Self-attention restricted to groups of voxels: shifted 3D windows or Morton chunks.
 
 Every voxel attends only to the voxels of its own group (see `windows.py` and
-`serialize.py`). Backends, all computing the same thing:
+`serialize.py`). Backends (names and resolution in `learnlib.nn.backends`), all computing
+the same thing:
 
-- "loop": one Python iteration per group with an explicit softmax; the readable reference.
-- "sdpa": groups padded to the longest one, [W, Lmax, H, D], with a key-padding mask,
-  in one `torch.nn.functional.scaled_dot_product_attention` call.
-- "sdpa_bucketed": groups binned by length (multiples of 16 up to 256, then 8 bins per
-  doubling), padded sdpa calls per bin in blocks of at most PADDED_BLOCK_BYTES, so short
-  windows do not pay for the longest one.
-- "flash_attn": `flash_attn_varlen_qkvpacked_func` on the sorted voxels (CUDA only,
+- "reference": one Python iteration per group with an explicit softmax; the readable reference.
+- "sdpa": groups binned by length (multiples of 16 up to 256, then 8 bins per doubling),
+  padded (Wb, H, Lb, D) with a key-padding mask, one `torch.nn.functional.scaled_dot_product_attention`
+  call per bin in blocks of at most PADDED_BLOCK_BYTES, so short windows do not pay for the
+  longest one. `partitioned_self_attention(..., pad_to_longest=True)` pads every group to the
+  longest one instead (the slower variant, kept for benchmarks/bench_sparse.py and its tests).
+- "flash": `flash_attn_varlen_qkvpacked_func` on the sorted voxels (CUDA only,
   fp16/bf16; fp32 inputs are computed in bf16 and cast back).
 
-"auto" picks flash_attn on CUDA when it is installed and `CPU_DEFAULT_BACKEND`
-otherwise. On CPU the bucketed sdpa was the fastest (or tied) in every run of benchmarks/bench_sparse.py
+"auto" picks flash on CUDA when it is installed and sdpa otherwise. On CPU the bucketed sdpa
+was the fastest (or tied) in every run of benchmarks/bench_sparse.py
 (20,464 surface voxels, 8 heads x 64, fp32, 2 threads, AMD EPYC, torch 2.13; see
 benchmarks/RESULTS.md): with window 8 (448 windows, mean 46, max 103 voxels) it is 1.5x to 1.8x
 faster than the loop, 2x faster than sdpa padded to the longest window and 3x faster than
 compiled FlexAttention with a block-diagonal BlockMask; with window 4 (1,480 windows of
 mean 14) it is 3x to 4x faster than the loop. Window-8 attention is bound by arithmetic and
 memory traffic, not by Python: the loop already runs at about a third of the speed of
-batched small matrix products on this CPU. A dense block-diagonal [N, N] mask is not
+batched small matrix products on this CPU. A dense block-diagonal (N, N) mask is not
 offered: at 20k voxels it has 400M entries.
 """
 
@@ -36,32 +37,14 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from learnlib.nn.backends import canonical_backend, resolve_backend
 from learnlib.sparse.serialize import sparse_serialized_partition
 from learnlib.sparse.tensor import SparseTensor
 from learnlib.sparse.windows import Partition, sparse_window_partition
 
-BACKENDS = ("loop", "sdpa", "sdpa_bucketed", "flash_attn")
-CPU_DEFAULT_BACKEND = "sdpa_bucketed"
-MIN_BUCKET = 16  # shortest padded length of the bucketed backend
+MIN_BUCKET = 16  # shortest padded length of the bucketed sdpa backend
 BUCKETS_PER_OCTAVE = 8  # padded lengths per doubling of the window length
-PADDED_BLOCK_BYTES = 2 * 2**20  # gathered qkv per sdpa call of the padded backends
-
-
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """The backend "auto" stands for on `device`, or `backend` itself after a check."""
-    if backend == "auto":
-        if device.type == "cuda":
-            try:
-                import flash_attn  # noqa: F401
-                return "flash_attn"
-            except ImportError:
-                return "sdpa_bucketed"
-        return CPU_DEFAULT_BACKEND
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be 'auto' or one of {BACKENDS}, got {backend!r}")
-    if backend == "flash_attn" and device.type != "cuda":
-        raise ValueError("backend 'flash_attn' needs CUDA tensors")
-    return backend
+PADDED_BLOCK_BYTES = 2 * 2**20  # gathered qkv per sdpa call
 
 
 def _attention_loop(qkv: Tensor, part: Partition, scale: float) -> Tensor:
@@ -137,7 +120,7 @@ def _attention_padded(qkv: Tensor, part: Partition, scale: float, bucketed: bool
 
     Blocks hold at most PADDED_BLOCK_BYTES of gathered qkv, so temporaries stay cache- and
     allocator-friendly instead of one huge padded copy (fresh large allocations page-fault).
-    Rows move with `index_select` / `index_copy_` on [N, 3*H*D] views, the cheapest gathers.
+    Rows move with `index_select` / `index_copy_` on (N, 3*H*D) views, the cheapest gathers.
     """
     n, _, heads, dim = qkv.shape
     max_rows = max(1, PADDED_BLOCK_BYTES // (3 * heads * dim * qkv.element_size()))
@@ -165,26 +148,33 @@ def _attention_flash(qkv: Tensor, part: Partition, scale: float) -> Tensor:
 
 def partitioned_self_attention(
     qkv: Tensor, part: Partition, backend: str = "auto", scale: float | None = None,
+    pad_to_longest: bool = False,
 ) -> Tensor:
-    """Attention of qkv [N, 3, H, D] within the groups of `part`; returns [N, H, D]."""
+    """Attention of qkv (N, 3, H, D) within the groups of `part`; returns (N, H, D).
+
+    `pad_to_longest` makes the sdpa backend pad every group to the longest one instead of
+    to its length bucket (same result, slower; for benchmarks).
+    """
     if qkv.dim() != 4 or qkv.shape[1] != 3:
-        raise ValueError(f"qkv must have shape [N, 3, H, D], got {tuple(qkv.shape)}")
+        raise ValueError(f"qkv must have shape (N, 3, H, D), got {tuple(qkv.shape)}")
     if qkv.shape[0] != part.fwd.shape[0]:
         raise ValueError(f"qkv has {qkv.shape[0]} voxels but the partition {part.fwd.shape[0]}")
     scale = 1.0 / math.sqrt(qkv.shape[-1]) if scale is None else scale
     backend = resolve_backend(backend, qkv.device)
+    if pad_to_longest and backend != "sdpa":
+        raise ValueError(f"pad_to_longest applies to the 'sdpa' backend only, got backend {backend!r}")
     if qkv.shape[0] == 0:  # 0 voxels: an empty result on every backend (flash-attn rejects empty batches)
         return qkv[:, 0] * 0.0  # (0, H, D), still in the autograd graph
-    if backend == "loop":
+    if backend == "reference":
         return _attention_loop(qkv, part, scale)
-    if backend == "flash_attn":
+    if backend == "flash":
         return _attention_flash(qkv, part, scale)
-    return _attention_padded(qkv, part, scale, bucketed=backend == "sdpa_bucketed")
+    return _attention_padded(qkv, part, scale, bucketed=not pad_to_longest)
 
 
 def _check_qkv(qkv: SparseTensor) -> None:
     if qkv.feats.dim() != 4 or qkv.feats.shape[1] != 3:
-        raise ValueError(f"qkv feats must have shape [N, 3, H, D], got {tuple(qkv.feats.shape)}")
+        raise ValueError(f"qkv feats must have shape (N, 3, H, D), got {tuple(qkv.feats.shape)}")
 
 
 def sparse_windowed_self_attention(
@@ -194,7 +184,7 @@ def sparse_windowed_self_attention(
     backend: str = "auto",
     scale: float | None = None,
 ) -> SparseTensor:
-    """Self-attention inside shifted 3D windows; qkv feats [N, 3, H, D] -> feats [N, H, D]."""
+    """Self-attention inside shifted 3D windows; qkv feats (N, 3, H, D) -> feats (N, H, D)."""
     _check_qkv(qkv)
     part = sparse_window_partition(qkv, window_size, shift)
     return qkv.replace(partitioned_self_attention(qkv.feats, part, backend, scale))
@@ -210,7 +200,7 @@ def sparse_serialized_self_attention(
 
 
 class SparseMultiHeadAttention(nn.Module):
-    """Multi-head self-attention over a SparseTensor [N, channels] within shifted windows."""
+    """Multi-head self-attention over a SparseTensor (N, channels) within shifted windows."""
 
     def __init__(
         self,
@@ -227,13 +217,13 @@ class SparseMultiHeadAttention(nn.Module):
         self.num_heads = num_heads
         self.window_size = window_size
         self.shift_window = shift_window
-        self.backend = backend
+        self.backend = canonical_backend(backend)
         self.qkv = nn.Linear(channels, 3 * channels)
         self.proj = nn.Linear(channels, channels)
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         if x.feats.dim() != 2 or x.feats.shape[1] != self.channels:
-            raise ValueError(f"expected feats [N, {self.channels}], got {tuple(x.feats.shape)}")
+            raise ValueError(f"expected feats (N, {self.channels}), got {tuple(x.feats.shape)}")
         qkv = rearrange(self.qkv(x.feats), "n (t h d) -> n t h d", t=3, h=self.num_heads)  # (N, 3, H, D)
         out = sparse_windowed_self_attention(x.replace(qkv), self.window_size, self.shift_window, self.backend)
         out = rearrange(out.feats, "n h d -> n (h d)")  # (N, C)

@@ -387,7 +387,7 @@ def sparse_cat(tensors: Sequence[SparseTensor], dim: int = 0) -> SparseTensor:
     for t in tensors[1:]:
         if t.coords is not first.coords and not torch.equal(t.coords, first.coords):
             raise ValueError("sparse_cat along features needs identical coords")
-    # dim indexes feats directly: 1 (or -1 for [N, C]) is the channel axis
+    # dim indexes feats directly: 1 (or -1 for (N, C)) is the channel axis
     return first.replace(torch.cat([t.feats for t in tensors], dim=dim))  # (N, ..., sum C)
 
 

@@ -11,7 +11,6 @@ normals without shading, supersampled so that edges are anti-aliased like a Gaus
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -21,6 +20,7 @@ from einops import rearrange
 from torch import Tensor
 from tqdm import tqdm
 
+from learnlib.metrics import psnr
 from learnlib.splat.cameras import Cameras
 from learnlib.splat.gaussians import Gaussians
 
@@ -43,15 +43,6 @@ class FitHistory:
     eval_psnr: list[float] = field(default_factory=list)
     wall_s: list[float] = field(default_factory=list)
     cpu_s: list[float] = field(default_factory=list)
-
-
-def psnr(pred: Tensor, target: Tensor) -> float:
-    """Peak signal-to-noise ratio in dB of images in [0, 1] (pred is clamped), over all pixels."""
-    if pred.shape != target.shape:
-        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and "
-                         f"{tuple(target.shape)}")
-    mse = torch.mean((pred.detach().clamp(0.0, 1.0) - target) ** 2).item()
-    return 10.0 * math.log10(1.0 / max(mse, 1e-12))
 
 
 def initial_points(num_points: int, mesh=None, seed: int = 0, extent: float = 1.0) -> Tensor:

@@ -132,9 +132,9 @@ def radius_from_covariance(cov2d: Tensor, n_sigma: float = 3.0) -> Tensor:
 
 
 class ProjectedGaussian(NamedTuple):
-    mean2d: Tensor  # [2] pixel position
-    cov2d: Tensor  # [2, 2] blurred screen covariance
-    conic: Tensor  # [3]
+    mean2d: Tensor  # (2,) pixel position
+    cov2d: Tensor  # (2, 2) blurred screen covariance
+    conic: Tensor  # (3,)
     depth: Tensor  # [] camera z
     compensation: Tensor  # [] sqrt(det / det_blurred)
 
@@ -153,12 +153,12 @@ def project_gaussian(mean: Tensor, cov3d: Tensor, viewmat: Tensor, K: Tensor, ep
 
 
 class Projection(NamedTuple):
-    means2d: Tensor  # [C, N, 2]
-    conics: Tensor  # [C, N, 3]
-    depths: Tensor  # [C, N]
-    radii: Tensor  # [C, N] int32, 0 = culled
-    compensations: Tensor  # [C, N]
-    covars2d: Tensor  # [C, N, 2, 2] (blurred)
+    means2d: Tensor  # (C, N, 2)
+    conics: Tensor  # (C, N, 3)
+    depths: Tensor  # (C, N)
+    radii: Tensor  # (C, N) int32, 0 = culled
+    compensations: Tensor  # (C, N)
+    covars2d: Tensor  # (C, N, 2, 2) (blurred)
 
 
 def project_gaussians(means: Tensor, covars: Tensor, viewmats: Tensor, Ks: Tensor, width: int, height: int,

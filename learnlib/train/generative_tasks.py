@@ -6,13 +6,8 @@ import math
 
 import torch
 
+from learnlib.metrics import psnr_per_image
 from learnlib.train.tasks import Task, register_task
-
-
-def psnr_per_image(recon: torch.Tensor, target: torch.Tensor, value_range: float = 2.0) -> torch.Tensor:
-    """PSNR in dB of each image (B,), for images spanning `value_range` (2 for [-1, 1])."""
-    mse = (recon.float().clamp(-1, 1) - target.float()).pow(2).flatten(1).mean(1)  # (B,)
-    return 10 * torch.log10(value_range**2 / mse.clamp_min(1e-10))
 
 
 @register_task("vqvae")

@@ -2,47 +2,24 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
+from learnlib.nn.drop_path import DropPath
+from learnlib.nn.mlp import Mlp
 from learnlib.var.attention import SelfAttention
+
+
+def feed_forward(embed_dim: int, hidden_features: int, drop: float = 0.0) -> Mlp:
+    """VAR's feed-forward block: fc1 -> GELU(tanh) -> fc2 -> dropout (no dropout after the activation)."""
+    return Mlp(embed_dim, hidden_features, act_layer=partial(nn.GELU, approximate="tanh"), drop=(0.0, drop))
 
 
 def modulate(x_norm: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """AdaLN modulation x * (1 + scale) + shift, scale and shift broadcast as (B, 1, C)."""
     return x_norm * (scale + 1) + shift
-
-
-class DropPath(nn.Module):
-    """Stochastic depth: drop whole residual branches per sample in training, rescaled by 1/keep."""
-
-    def __init__(self, drop_prob: float = 0.0):
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_prob == 0.0 or not self.training:
-            return x
-        keep = 1 - self.drop_prob
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)  # (B, 1, ..., 1)
-        return x * mask / keep
-
-    def extra_repr(self) -> str:
-        return f"drop_prob={self.drop_prob:g}"
-
-
-class FFN(nn.Module):
-    """Linear -> GELU(tanh) -> Linear, with optional dropout."""
-
-    def __init__(self, in_features: int, hidden_features: int, drop: float = 0.0):
-        super().__init__()
-        self.fc1 = nn.Linear(in_features, hidden_features)
-        self.act = nn.GELU(approximate="tanh")
-        self.fc2 = nn.Linear(hidden_features, in_features)
-        self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.act(self.fc1(x))))
 
 
 class SharedAdaLin(nn.Linear):
@@ -62,13 +39,13 @@ class AdaLNSelfAttn(nn.Module):
 
     def __init__(self, embed_dim: int, cond_dim: int, num_heads: int, mlp_ratio: float = 4.0,
                  drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, norm_eps: float = 1e-6,
-                 shared_aln: bool = False, attn_l2_norm: bool = False, attn_backend: str = "sdpa"):
+                 shared_aln: bool = False, attn_l2_norm: bool = False, attn_backend: str = "auto"):
         super().__init__()
         self.C, self.D = embed_dim, cond_dim
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.attn = SelfAttention(embed_dim, num_heads, attn_drop=attn_drop, proj_drop=drop,
                                   attn_l2_norm=attn_l2_norm, backend=attn_backend)
-        self.ffn = FFN(embed_dim, round(embed_dim * mlp_ratio), drop=drop)
+        self.ffn = feed_forward(embed_dim, round(embed_dim * mlp_ratio), drop=drop)
         self.ln_wo_grad = nn.LayerNorm(embed_dim, eps=norm_eps, elementwise_affine=False)
         self.shared_aln = shared_aln
         if shared_aln:

@@ -9,28 +9,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-
-def attention_math(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
-                   bias: torch.Tensor | None = None, dropout_p: float = 0.0) -> torch.Tensor:
-    """softmax(scale * q k^T + bias) v for q (B, H, Lq, c), k and v (B, H, Lk, c) -> (B, H, Lq, c)."""
-    scores = (q * scale) @ k.transpose(-2, -1)  # (B, H, Lq, Lk)
-    if bias is not None:
-        scores = scores + bias
-    weights = scores.softmax(dim=-1)
-    if dropout_p > 0:
-        weights = F.dropout(weights, p=dropout_p)
-    return weights @ v  # (B, H, Lq, c)
-
-
-def attention_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
-                   bias: torch.Tensor | None = None, dropout_p: float = 0.0) -> torch.Tensor:
-    """Same as `attention_math`, through torch's fused scaled_dot_product_attention."""
-    if bias is not None:
-        bias = bias.to(q.dtype)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
-
-
-ATTENTION_BACKENDS = {"math": attention_math, "sdpa": attention_sdpa}
+from learnlib.nn.attention import scaled_dot_product_attention
+from learnlib.nn.backends import canonical_backend
 
 
 class SelfAttention(nn.Module):
@@ -39,15 +19,15 @@ class SelfAttention(nn.Module):
     With `attn_l2_norm`, q and k are unit vectors and q is multiplied by a learned per-head
     scale exp(min(s_h, log 100)) (initialised to 4); otherwise the scale is 0.25 / sqrt(head_dim).
     With caching on (inference), keys and values of earlier calls are kept and prepended.
+    `backend` names a `learnlib.nn.backends` attention backend; "auto" runs flash-attn only where
+    it applies (no bias: cached inference in half precision on CUDA), sdpa elsewhere.
     """
 
     def __init__(self, embed_dim: int = 768, num_heads: int = 12, attn_drop: float = 0.0,
-                 proj_drop: float = 0.0, attn_l2_norm: bool = False, backend: str = "sdpa"):
+                 proj_drop: float = 0.0, attn_l2_norm: bool = False, backend: str = "auto"):
         super().__init__()
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim {embed_dim} must be divisible by num_heads {num_heads}")
-        if backend not in ATTENTION_BACKENDS:
-            raise ValueError(f"backend must be one of {sorted(ATTENTION_BACKENDS)}, got {backend!r}")
         self.num_heads, self.head_dim = num_heads, embed_dim // num_heads
         self.attn_l2_norm = attn_l2_norm
         if attn_l2_norm:
@@ -63,7 +43,7 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(embed_dim, embed_dim)
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
         self.attn_drop = attn_drop
-        self.backend = backend
+        self.backend = canonical_backend(backend)
         self.caching, self.cached_k, self.cached_v = False, None, None
 
     def kv_caching(self, enable: bool) -> None:
@@ -88,6 +68,6 @@ class SelfAttention(nn.Module):
                 v = torch.cat((self.cached_v, v), dim=2)  # (B, H, L_past + L, c)
             self.cached_k, self.cached_v = k, v
         dropout_p = self.attn_drop if self.training else 0.0
-        out = ATTENTION_BACKENDS[self.backend](q, k, v, self.scale, attn_bias, dropout_p)  # (B, H, L, c)
+        out = scaled_dot_product_attention(q, k, v, attn_bias, dropout_p, self.backend, self.scale)  # (B, H, L, c)
         out = rearrange(out, "b h l c -> b l (h c)")  # (B, L, C)
         return self.proj_drop(self.proj(out))

@@ -1,7 +1,7 @@
 """Key names and shapes of the published VAR / VQ-VAE checkpoints, written out from the reference layout.
 
-This table is built independently of `learnlib.var.model` and `learnlib.vq` (only from
-hyperparameters), so tests can check that the modules accept the released state dicts
+This table is built independently of the modules `learnlib.var.model` and `learnlib.vq` (only
+from hyperparameters; the default scales are the shared `VAR_PATCH_NUMS`), so tests can check that the modules accept the released state dicts
 with `load_state_dict(strict=True)` without downloading them.
 """
 
@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import torch
 
-VAR_PATCH_NUMS = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
+from learnlib.vq.vqvae import VAR_PATCH_NUMS
+
 Shapes = "OrderedDict[str, tuple[int, ...]]"
 
 

@@ -16,8 +16,7 @@ from torch import nn
 from learnlib.models import register
 from learnlib.var.adaln import AdaLNBeforeHead, AdaLNSelfAttn, SharedAdaLin
 from learnlib.var.mask import block_causal_bias, scale_ids, scale_ranges
-
-VAR_PATCH_NUMS = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
+from learnlib.vq.vqvae import VAR_PATCH_NUMS
 
 
 class VAR(nn.Module):
@@ -32,14 +31,14 @@ class VAR(nn.Module):
                  drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float | None = None,
                  norm_eps: float = 1e-6, shared_aln: bool = False, cond_drop_rate: float = 0.1,
                  attn_l2_norm: bool = True, patch_nums: Sequence[int] = VAR_PATCH_NUMS,
-                 attn_backend: str = "sdpa", init_adaln: float = 0.5, init_adaln_gamma: float = 1e-5,
-                 init_head: float = 0.02, init_std: float = -1.0):
+                 attn_backend: str = "auto", init_adaln: float = 0.5, init_adaln_gamma: float = 1e-5,
+                 init_head: float = 0.02, init_std: float | None = None):
         super().__init__()
         embed_dim = 64 * depth if embed_dim is None else embed_dim
         num_heads = depth if num_heads is None else num_heads
         drop_path_rate = 0.1 * depth / 24 if drop_path_rate is None else drop_path_rate
         self.V, self.Cvae = vocab_size, Cvae
-        self.depth, self.C, self.D, self.num_heads = depth, embed_dim, embed_dim, num_heads
+        self.depth, self.C, self.num_heads = depth, embed_dim, num_heads
         self.num_classes, self.cond_drop_rate = num_classes, cond_drop_rate
         self.patch_nums = tuple(int(p) for p in patch_nums)
         self.L = sum(pn * pn for pn in self.patch_nums)
@@ -59,26 +58,27 @@ class VAR(nn.Module):
         for p in (self.class_emb.weight, self.pos_start, self.pos_1LC, self.lvl_embed.weight):
             nn.init.trunc_normal_(p.data, mean=0.0, std=std)
 
-        self.shared_ada_lin = (nn.Sequential(nn.SiLU(), SharedAdaLin(self.D, 6 * self.C)) if shared_aln
+        self.shared_ada_lin = (nn.Sequential(nn.SiLU(), SharedAdaLin(self.C, 6 * self.C)) if shared_aln
                                else nn.Identity())
         dpr = [drop_path_rate * i / (depth - 1) for i in range(depth)] if depth > 1 else [0.0]  # linear decay rule
         self.blocks = nn.ModuleList([
-            AdaLNSelfAttn(self.C, self.D, num_heads, mlp_ratio=mlp_ratio, drop=drop_rate,
+            AdaLNSelfAttn(self.C, self.C, num_heads, mlp_ratio=mlp_ratio, drop=drop_rate,
                           attn_drop=attn_drop_rate, drop_path=dpr[i], norm_eps=norm_eps, shared_aln=shared_aln,
                           attn_l2_norm=attn_l2_norm, attn_backend=attn_backend)
             for i in range(depth)
         ])
         self.register_buffer("lvl_1L", scale_ids(self.patch_nums)[None])  # (1, L)
         self.register_buffer("attn_bias_for_masking", block_causal_bias(self.patch_nums).contiguous())
-        self.head_nm = AdaLNBeforeHead(self.C, self.D, norm_eps=norm_eps)
+        self.head_nm = AdaLNBeforeHead(self.C, self.C, norm_eps=norm_eps)
         self.head = nn.Linear(self.C, self.V)
         self.init_weights(init_adaln, init_adaln_gamma, init_head, init_std)
 
     @torch.no_grad()
     def init_weights(self, init_adaln: float = 0.5, init_adaln_gamma: float = 1e-5, init_head: float = 0.02,
-                     init_std: float = -1.0) -> None:
-        """The published initialisation: truncated normals, small head, near-zero AdaLN gates."""
-        if init_std < 0:
+                     init_std: float | None = None) -> None:
+        """The published initialisation: truncated normals (std sqrt(1 / 3C) unless `init_std` is given),
+        small head, near-zero AdaLN gates."""
+        if init_std is None:
             init_std = (1 / self.C / 3) ** 0.5
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Embedding)):
@@ -107,7 +107,10 @@ class VAR(nn.Module):
                 block.ada_gss.data[:, :, :2].mul_(init_adaln_gamma)
 
     def class_condition(self, labels: torch.Tensor) -> torch.Tensor:
-        """Class embeddings (B, D); label `num_classes` (or any negative label) is the null class."""
+        """Class embeddings (B, C); label `num_classes` (or any negative label) is the null class.
+
+        The condition width equals the model width C (the published code's D).
+        """
         labels = torch.where(labels < 0, torch.full_like(labels, self.num_classes), labels)
         return self.class_emb(labels)
 

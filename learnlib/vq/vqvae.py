@@ -16,7 +16,7 @@ from learnlib.vq.decoder import Decoder
 from learnlib.vq.encoder import Encoder
 from learnlib.vq.multiscale import MultiScaleResidualQuantizer
 
-VAR_PATCH_NUMS = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
+VAR_PATCH_NUMS = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)  # token-map sides of VAR's 256px pyramid (680 tokens); learnlib.var uses it too
 
 
 class VQVAEOutput(NamedTuple):

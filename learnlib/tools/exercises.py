@@ -5,8 +5,8 @@ are the answer. The exercise keeps everything else, keeps `# HINT:` lines of the
 answer, and replaces the rest by `raise NotImplementedError(...)` at the same
 indentation. Outputs and execution counts are cleared.
 
-    python -m learnlib.exercises            # regenerate exercises/ from solutions/
-    python -m learnlib.exercises --check    # exit 1 if exercises/ is out of date
+    python -m learnlib.tools.exercises            # regenerate exercises/ from solutions/
+    python -m learnlib.tools.exercises --check    # exit 1 if exercises/ is out of date
 """
 
 from __future__ import annotations
