@@ -3,9 +3,10 @@ naming the mistake when it is a typical one. `learnlib.check.hint(<exercise>)` p
 (the answer) opens once that exercise's check has failed.
 
 One module per chapter: fundamentals (00), vit (01), paddle_port (02), vq (03-04), var (05), sparse (06),
-splat (07), slat and slat_features (08).
+splat (07), slat and slat_features (08), batching (09).
 """
 
+from learnlib.check.batching import pack_batches
 from learnlib.check.core import CheckResult, Mismatch, assert_close, run_check
 from learnlib.check.fundamentals import evaluate, pad_collate, train_step
 from learnlib.check.hints import hint
@@ -38,4 +39,6 @@ __all__ = [
     # 08 structured-latent VAE
     "gaussian_params", "diagonal_gaussian_kl",
     "project_voxel_features",
+    # 09 training at scale
+    "pack_batches",
 ]

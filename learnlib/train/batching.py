@@ -16,6 +16,23 @@ from torch.utils.data import Sampler
 from learnlib.train.sampler import ResumableDistributedSampler
 
 
+def pack_greedy(order: Sequence[int], sizes: Sequence[int], budget: int, max_items: int | None = None) -> list[list[int]]:
+    """Items in `order` packed into consecutive batches whose `sizes` sum to at most `budget`
+    (and that hold at most `max_items`): a new batch starts when the next item would not fit."""
+    batches, current, filled = [], [], 0
+    for index in order:
+        size = sizes[index]
+        full = max_items is not None and len(current) == max_items
+        if current and (filled + size > budget or full):
+            batches.append(current)
+            current, filled = [], 0
+        current.append(index)
+        filled += size
+    if current:
+        batches.append(current)
+    return batches
+
+
 class FixedBatchSampler(Sampler[list[int]]):
     """Micro-batches of `batch_size` consecutive indices of a ResumableDistributedSampler."""
 
@@ -88,15 +105,7 @@ class BudgetBatchSampler(Sampler[list[int]]):
             order = torch.randperm(len(self.sizes), generator=torch.Generator().manual_seed(self.seed + self.epoch))
         else:
             order = torch.arange(len(self.sizes))
-        batches, current, filled = [], [], 0
-        for index, size in zip(order.tolist(), self.sizes[order].tolist()):
-            full = self.max_items is not None and len(current) == self.max_items
-            if current and (filled + size > self.budget or full):
-                batches.append(current)
-                current, filled = [], 0
-            current.append(index)
-            filled += size
-        batches.append(current)
+        batches = pack_greedy(order.tolist(), self.sizes.tolist(), self.budget, self.max_items)
         round_size = self.world_size * self.multiple_of
         if self.drop_last:
             batches = batches[: len(batches) // round_size * round_size]
