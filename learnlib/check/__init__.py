@@ -1,10 +1,12 @@
 """Graders the exercises call: `learnlib.check.<exercise>(your_function)` prints PASSED or the first mismatch.
 
-One module per chapter: fundamentals (00), vit (01), vq (03-04), var (05), sparse (06), splat (07).
+One module per chapter: fundamentals (00), vit (01), vq (03-04), var (05), sparse (06), splat (07),
+memory (09).
 """
 
 from learnlib.check.core import CheckResult, Mismatch, assert_close, run_check
 from learnlib.check.fundamentals import evaluate, pad_collate, train_step
+from learnlib.check.memory import adamw_memory, block_activation_bytes
 from learnlib.check.sparse import group_windows, morton_encode, window_ids
 from learnlib.check.splat import composite_front_to_back, covariance_3d, project_gaussian
 from learnlib.check.var import block_causal_mask, cfg_mix, top_k_top_p
@@ -26,4 +28,6 @@ __all__ = [
     "window_ids", "group_windows", "morton_encode",
     # 07 Gaussian splatting
     "project_gaussian", "composite_front_to_back", "covariance_3d",
+    # 09 training at scale
+    "adamw_memory", "block_activation_bytes",
 ]

@@ -49,19 +49,25 @@ def _largest_block(model: nn.Module) -> int:
     return max((sum(p.numel() for p in b.parameters()) for b in blocks), default=0)
 
 
-def state_parts(model: nn.Module, precision: str, optimizer: str, strategy: str, world_size: int) -> dict:
-    """Bytes of parameters, gradients, optimizer states, FSDP gathered copies, DDP buckets and buffers."""
-    trainable = [p for p in model.parameters() if p.requires_grad]
+def state_parts(model: nn.Module, precision: str, optimizer: str, strategy: str, world_size: int,
+                trained: frozenset | None = None) -> dict:
+    """Bytes of parameters, gradients, optimizer states, FSDP gathered copies, DDP buckets and buffers.
+
+    `trained` (names) restricts gradients and optimizer states to the parameters the loss reaches
+    (an unused parameter never gets a gradient, so AdamW never creates its moments)."""
+    trainable = [p for name, p in model.named_parameters()
+                 if p.requires_grad and (trained is None or name in trained)]
     n = sum(p.numel() for p in trainable)
+    n_all = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen_params = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
     opt = 2 * FP32 * n + FP32 * len(trainable) if optimizer == "adamw" else FP32 * n
     shard = world_size if strategy == "fsdp" else 1
-    parts = {"parameters": FP32 * n // shard + frozen_params, "gradients": FP32 * n // shard,
+    parts = {"parameters": FP32 * n_all // shard + frozen_params, "gradients": FP32 * n // shard,
              "optimizer_states": opt // shard, "gathered_parameters": 0, "communication": 0,
              "buffers": sum(b.numel() * b.element_size() for b in model.buffers())}
     if strategy == "fsdp":
         block = _largest_block(model)
-        root = n - sum(sum(p.numel() for p in b.parameters()) for b in getattr(model, "blocks", ()))
+        root = n_all - sum(sum(p.numel() for p in b.parameters()) for b in getattr(model, "blocks", ()))
         parts["gathered_parameters"] = _compute_bytes(precision) * (root + 3 * block)
     elif world_size > 1:
         parts["communication"] = FP32 * n
@@ -80,7 +86,7 @@ def saved_profile(workload: Workload, batch: int, precision: str, backend: str |
         a, b = getattr(one, field), getattr(two, field)
         return a + (b - a) * (batch - 1)
 
-    return SavedProfile(at("activations"), at("checkpointed"), at("block_peak"))
+    return SavedProfile(at("activations"), at("checkpointed"), at("block_peak"), one.trained)
 
 
 def estimate(model_or_experiment, batch_per_device: int, precision: str = "fp32", optimizer: str = "adamw",
@@ -118,7 +124,7 @@ def estimate_workload(workload: Workload, batch_per_device: int, precision: str,
     if activation_checkpointing:
         activations, recompute = profile.checkpointed, profile.block_peak
     backend = attention_backend or _model_backend(model)
-    return MemoryBreakdown(**state_parts(model, precision, optimizer, strategy, world_size),
+    return MemoryBreakdown(**state_parts(model, precision, optimizer, strategy, world_size, profile.trained),
                            frozen=workload.frozen_bytes, activations=activations, recompute_peak=recompute,
                            batch_per_device=batch_per_device, precision=precision, optimizer=optimizer,
                            strategy=strategy, world_size=world_size,

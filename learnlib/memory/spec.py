@@ -39,11 +39,25 @@ def _from_config(cfg) -> Workload:
     kwargs = OmegaConf.to_container(cfg.model, resolve=True)
     name = kwargs.pop("name")
     task = OmegaConf.to_container(cfg.task, resolve=True)
-    frozen = 0
-    if task.get("name") == "var" and task.get("vqvae_model"):
-        frozen = state_bytes(build_on_meta(task["vqvae_model"], **(task.get("vqvae_overrides") or {})))
+    frozen = _tokenizer_bytes(task) if task.get("name") == "var" else 0
     options = {k: task[k] for k in ("label_smoothing", "recon_loss", "quant_weight") if k in task}
     return Workload(build_on_meta(name, **kwargs), cfg.get("name", name), options, frozen, cfg)
+
+
+def _tokenizer_bytes(task: dict) -> int:
+    """Bytes of VAR's frozen tokenizer: named by task.vqvae_model, or by the config of an exported folder."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    overrides = dict(task.get("vqvae_overrides") or {})
+    if task.get("vqvae_model"):
+        return state_bytes(build_on_meta(task["vqvae_model"], **overrides))
+    folder = Path(str(task.get("vqvae")))
+    if (folder / "config.yaml").is_file():
+        kwargs = OmegaConf.to_container(OmegaConf.load(folder / "config.yaml").model, resolve=True)
+        return state_bytes(build_on_meta(kwargs.pop("name"), **{**kwargs, **overrides}))
+    return 0
 
 
 def resolve(model_or_experiment, overrides: list[str] | tuple[str, ...] = ()) -> Workload:

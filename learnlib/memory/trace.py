@@ -22,6 +22,7 @@ class SavedProfile:
     activations: int  # all saved storages
     checkpointed: int  # what stays saved when every block is checkpointed
     block_peak: int  # the largest one block saves
+    trained: frozenset = frozenset()  # names of the parameters the loss reaches (they get gradients)
 
 
 def autocast(precision: str, device_type: str = "cpu"):
@@ -86,9 +87,26 @@ def trace_saved(model: nn.Module, batch: int, precision: str, backend: str | Non
             step = training_step(model, batch, **(task or {}))
             result: SavedTensors
             with SavedTensorTracker(model) as result, autocast(precision):
-                step()
+                loss = step()
+            trained = reached_parameters(model, loss)
     finally:
         model.train(was_training)
     blocks = len(getattr(model, "blocks", ()))
     per_block = result.per_block(blocks) if blocks else [0]
-    return SavedProfile(result.total, result.kept_with_checkpointing, max(per_block))
+    return SavedProfile(result.total, result.kept_with_checkpointing, max(per_block), trained)
+
+
+def reached_parameters(model: nn.Module, loss: torch.Tensor) -> frozenset:
+    """Names of the parameters of `model` that backward from `loss` would give a gradient."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    reached, stack, seen = set(), [loss.grad_fn], set()
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        variable = getattr(fn, "variable", None)
+        if variable is not None and id(variable) in names:
+            reached.add(names[id(variable)])
+        stack.extend(next_fn for next_fn, _ in fn.next_functions)
+    return frozenset(reached)
