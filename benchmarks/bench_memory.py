@@ -63,8 +63,8 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; do not append to RESULTS.md")
     args = parser.parse_args()
     configs = SMOKE if args.smoke else FULL if args.full else REDUCED
-    header = ["| model | batch | precision | state MiB est | state MiB meas | saved MiB est | saved MiB meas | "
-              "saved est/meas | total est/meas | measure s |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    header = [("| model | batch | precision | state MiB est | state MiB meas | saved MiB est | saved MiB meas | "
+               "saved est/meas | total est/meas | measure s |"), "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(header), flush=True)
     start = time.perf_counter()
     rows = [row for label, name, kwargs in configs for row in compare(label, name, kwargs, (1, 2))]

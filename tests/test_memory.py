@@ -8,13 +8,13 @@ from learnlib.memory import estimate
 from learnlib.memory.analytic import block_activation_bytes
 from learnlib.memory.measure import measure_activations, measure_cpu
 from learnlib.memory.saved import SavedTensorTracker
+from learnlib.memory.spec import build_on_meta
 from learnlib.memory.var_params import (
     measured_block_params,
     var_block_params,
     var_block_params_notes,
     var_one_block_params,
 )
-from learnlib.memory.spec import build_on_meta
 from learnlib.nn.block import Block
 
 SMALL = {

@@ -8,6 +8,8 @@ activations counted once...), name it.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -22,7 +24,7 @@ PARTS = ("parameters", "gradients", "optimizer_states")
 def _random_model(generator: torch.Generator) -> nn.Module:
     """A small MLP of random widths whose first layer is sometimes frozen."""
     widths = torch.randint(3, 40, (int(torch.randint(2, 5, (1,), generator=generator)),), generator=generator).tolist()
-    layers = [nn.Linear(a, b, bias=bool(i % 2 == 0)) for i, (a, b) in enumerate(zip(widths, widths[1:]))]
+    layers = [nn.Linear(a, b, bias=i % 2 == 0) for i, (a, b) in enumerate(itertools.pairwise(widths))]
     model = nn.Sequential(*layers)
     if torch.rand(1, generator=generator) < 0.5:
         model[0].requires_grad_(False)
@@ -87,18 +89,18 @@ def _block_variants(b: int, n: int, d: int, h: int, ratio: float, backend: str) 
     hidden = int(d * ratio)
     ref = reference_block(b, n, d, h, ratio, backend)
     scores, lse = 4 * b * h * n * n, 4 * b * h * n
-    out = [("the MLP hidden activations were counted once; fc1's output is saved for GELU's backward AND "
-            "GELU's output for fc2's: count (tokens x hidden) twice", ref - 4 * b * n * hidden),
+    out = [(("the MLP hidden activations were counted once; fc1's output is saved for GELU's backward AND "
+             "GELU's output for fc2's: count (tokens x hidden) twice"), ref - 4 * b * n * hidden),
            ("the LayerNorms also save their mean and 1/std per token (2 numbers per token per LayerNorm)",
             ref - 4 * b * n * 4)]
     if backend == "math":
-        out += [("the math backend saves the (batch, heads, tokens, tokens) softmax output: the attention-score "
-                 "matrix is missing", ref - scores),
+        out += [(("the math backend saves the (batch, heads, tokens, tokens) softmax output: the attention-score "
+                  "matrix is missing"), ref - scores),
                 ("the scores are saved once (softmax's output); the scaled scores before softmax are not kept",
                  ref + scores)]
     else:
-        out += [("a fused kernel (sdpa / flash) saves no (tokens x tokens) score matrix, only one logsumexp per "
-                 "query and head", ref - lse + scores),
+        out += [(("a fused kernel (sdpa / flash) saves no (tokens x tokens) score matrix, only one logsumexp per "
+                  "query and head"), ref - lse + scores),
                 ("the fused kernel also saves the logsumexp (batch x heads x tokens fp32)", ref - lse)]
     return out
 

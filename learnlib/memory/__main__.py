@@ -76,8 +76,8 @@ def run(argv: list[str]) -> str:
     settings = (precision, optimizer, strategy, devices, ckpt, backend)
     breakdown = estimate_workload(workload, batch, *settings)
     need, capacity = needed_gib(breakdown), gpu_capacity(gpu)
-    lines = [f"experiment {workload.name}: global batch {trainer.batch_size} = {devices} devices x "
-             f"{trainer.grad_accum} accumulation steps x {batch} per device", "", breakdown.table(), "",
+    lines = [(f"experiment {workload.name}: global batch {trainer.batch_size} = {devices} devices x "
+              f"{trainer.grad_accum} accumulation steps x {batch} per device"), "", breakdown.table(), "",
              ALLOWANCE_NOTE + ".", ""]
     verdict = "fits" if need <= capacity else "does NOT fit"
     lines.append(f"{gpu} ({capacity:.1f} GiB): {verdict}: needs {need:.1f} GiB with the allowance.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+
 from learnlib.memory.breakdown import GIB, MemoryBreakdown
 from learnlib.memory.estimate import estimate_workload, saved_profile
 from learnlib.memory.spec import Workload

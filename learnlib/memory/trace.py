@@ -42,7 +42,7 @@ def attention_backend(model: nn.Module, backend: str | None):
     changed = []
     if backend is not None:
         for module in model.modules():
-            if isinstance(module, Attention) or isinstance(module, SelfAttention):
+            if isinstance(module, (Attention, SelfAttention)):
                 value = backend
                 if isinstance(module, SelfAttention):  # VAR has math and sdpa; flash/auto run as sdpa
                     value = "math" if backend == "math" else "sdpa"
