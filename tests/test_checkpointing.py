@@ -50,3 +50,12 @@ def test_saved_bytes_drop_and_match_the_estimate(name, kwargs, precision):
 def test_models_without_blocks_are_refused():
     with pytest.raises(ValueError, match="blocks"):
         apply_activation_checkpointing(models.create("mlp_digits"))
+
+
+def test_estimate_of_an_already_checkpointed_model_is_unchanged():
+    name, kwargs = CONFIGS[0]
+    model = models.create(name, **kwargs)
+    plain = estimate(model, 2, activation_checkpointing=True)
+    apply_activation_checkpointing(model)
+    assert estimate(model, 2, activation_checkpointing=True) == plain
+    assert all(is_checkpointed(block) for block in model.blocks)

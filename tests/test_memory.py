@@ -107,3 +107,19 @@ def test_var_block_parameters_grow_as_depth_cubed(depth):
     assert measured == pytest.approx(73_728 * depth**3, rel=2e-3)
     assert var_one_block_params(depth) == pytest.approx(var_block_params_notes(depth), rel=2e-3)
     assert measured / var_block_params_notes(depth) == pytest.approx(depth, rel=2e-3)  # the notes are d x too low
+
+
+@pytest.mark.parametrize("strategy, ckpt", [("ddp", False), ("fsdp", True)])
+def test_largest_batch_fits_and_one_more_does_not(strategy, ckpt):
+    from learnlib.memory import gpu_capacity, largest_batch, needed_gib, resolve
+
+    workload = resolve("vit_b16_imagenet")
+    best = largest_batch(workload, "RTX4090-24GB", "bf16", strategy=strategy, world_size=8,
+                         activation_checkpointing=ckpt)
+    assert best > 1
+
+    def need(batch):
+        return needed_gib(estimate(workload.model, batch, precision="bf16", strategy=strategy, world_size=8,
+                                   activation_checkpointing=ckpt))
+
+    assert need(best) <= gpu_capacity("RTX4090-24GB") < need(best + 1)

@@ -79,8 +79,16 @@ def fake_state(model: nn.Module, mode: FakeTensorMode):
 def trace_saved(model: nn.Module, batch: int, precision: str, backend: str | None = None,
                 task: dict | None = None) -> SavedProfile:
     """What one training forward of `model` on `batch` items saves for backward, traced on FakeTensors."""
+    from learnlib.nn.checkpointing import (
+        apply_activation_checkpointing,
+        is_checkpointed,
+        remove_activation_checkpointing,
+    )
+
     mode = FakeTensorMode(allow_non_fake_inputs=True)
     was_training = model.training
+    checkpointed = any(is_checkpointed(block) for block in getattr(model, "blocks", ()))
+    remove_activation_checkpointing(model)  # traced plain; checkpointing is a setting of the estimate
     model.train()
     try:
         with fake_state(model, mode), attention_backend(model, backend), mode:
@@ -91,6 +99,8 @@ def trace_saved(model: nn.Module, batch: int, precision: str, backend: str | Non
             trained = reached_parameters(model, loss)
     finally:
         model.train(was_training)
+        if checkpointed:
+            apply_activation_checkpointing(model)
     blocks = len(getattr(model, "blocks", ()))
     per_block = result.per_block(blocks) if blocks else [0]
     return SavedProfile(result.total, result.kept_with_checkpointing, max(per_block), trained)
