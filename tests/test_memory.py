@@ -123,3 +123,24 @@ def test_largest_batch_fits_and_one_more_does_not(strategy, ckpt):
                                    activation_checkpointing=ckpt))
 
     assert need(best) <= gpu_capacity("RTX4090-24GB") < need(best + 1)
+
+
+@pytest.mark.parametrize("backend", ["math", "sdpa"])
+def test_traced_block_equals_the_closed_form_count(backend):
+    from learnlib.memory.trace import trace_saved
+
+    model = build_on_meta("vit_tiny_patch16_224", depth=3, img_size=64)  # 16 patches + class token
+    profile = trace_saved(model, 2, "fp32", backend)
+    assert profile.block_peak == block_activation_bytes(2, 17, 192, 3, 4.0, backend)
+
+
+@pytest.mark.gpu
+def test_estimate_tracks_the_cuda_peak():
+    from learnlib.memory import measure_cuda
+
+    torch.manual_seed(0)
+    model = models.create("vit_small_patch16_224").cuda()
+    est = estimate(model, 32, precision="bf16", attention_backend="sdpa")
+    peak = measure_cuda(model, 32, "bf16")["peak"]
+    # the estimate counts all gradients at once and no transient buffers: close to, not equal to, the peak
+    assert 0.8 < est.total / peak < 1.2

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import yaml
 from torch import nn
 
 from learnlib import models
@@ -75,10 +76,10 @@ def resolve(model_or_experiment, overrides: list[str] | tuple[str, ...] = ()) ->
             return _from_config(compose(model_or_experiment, overrides))
         if model_or_experiment in models.available():
             kwargs = {}
-            for item in overrides:
-                key, _, value = item.partition("=")
-                import yaml
-
+            for item in overrides:  # "model.depth=2" or "depth=2"
+                key, sep, value = item.partition("=")
+                if not sep:
+                    raise ValueError(f"overrides are key=value strings, got {item!r}")
                 kwargs[key.removeprefix("model.")] = yaml.safe_load(value)
             return Workload(build_on_meta(model_or_experiment, **kwargs), model_or_experiment)
         raise ValueError(f"unknown experiment or model {model_or_experiment!r}; experiments: "
