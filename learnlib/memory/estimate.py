@@ -5,7 +5,9 @@ Conventions (what each part holds):
   bf16/fp16 the fp32 parameters ARE the master weights; no separate copy), gradients are
   fp32, and autocast's bf16 copies of the weights, cached until backward, count as activations.
 - AdamW keeps two fp32 moments per parameter (8 bytes) plus a 4-byte step per parameter tensor;
-  SGD is SGD with momentum: one fp32 buffer (4 bytes per parameter).
+  SGD is SGD with momentum: one fp32 buffer (4 bytes per parameter). A model stored in another
+  dtype (`model.bfloat16()`) is counted in that dtype: torch.optim keeps gradients and moments in
+  the parameters' dtype.
 - DDP: every device holds the full state; with several devices its gradient buckets (a second
   fp32 copy of the gradients, `gradient_as_bucket_view=False`, torch's default) are counted.
 - FSDP (full sharding, one unit per block, MixedPrecision with the compute dtype of `precision`):
@@ -57,12 +59,13 @@ def state_parts(model: nn.Module, precision: str, optimizer: str, strategy: str,
     (an unused parameter never gets a gradient, so AdamW never creates its moments)."""
     trainable = [p for name, p in model.named_parameters()
                  if p.requires_grad and (trained is None or name in trained)]
-    n = sum(p.numel() for p in trainable)
     n_all = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    grads = sum(p.numel() * p.element_size() for p in trainable)  # gradients and moments take the params' dtype
+    trainable_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     frozen_params = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
-    opt = 2 * FP32 * n + FP32 * len(trainable) if optimizer == "adamw" else FP32 * n
+    opt = 2 * grads + FP32 * len(trainable) if optimizer == "adamw" else grads
     shard = world_size if strategy == "fsdp" else 1
-    parts = {"parameters": FP32 * n_all // shard + frozen_params, "gradients": FP32 * n // shard,
+    parts = {"parameters": trainable_bytes // shard + frozen_params, "gradients": grads // shard,
              "optimizer_states": opt // shard, "gathered_parameters": 0, "communication": 0,
              "buffers": sum(b.numel() * b.element_size() for b in model.buffers())}
     if strategy == "fsdp":
@@ -70,7 +73,7 @@ def state_parts(model: nn.Module, precision: str, optimizer: str, strategy: str,
         root = n_all - sum(sum(p.numel() for p in b.parameters()) for b in getattr(model, "blocks", ()))
         parts["gathered_parameters"] = _compute_bytes(precision) * (root + 3 * block)
     elif world_size > 1:
-        parts["communication"] = FP32 * n
+        parts["communication"] = grads
     return parts
 
 
