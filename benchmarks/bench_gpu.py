@@ -5,6 +5,8 @@
     GPU's dense bf16 peak) and peak memory, with `torch.compile` off and on.
 (b) Gaussian rasterizer, 50k Gaussians, forward + backward: gsplat vs the PyTorch reference.
 (c) Sparse windowed attention on surface voxels, bf16: flash-attn varlen vs the bucketed sdpa.
+(d) Training memory: learnlib.memory's estimate against torch.cuda.max_memory_allocated over two
+    training steps (ViT-B/16, VAR-d16, VQ-VAE ch160; bf16, AdamW; with and without checkpointing).
 Contenders whose package is missing (gsplat, flash_attn) are reported as skipped.
 
     python benchmarks/bench_gpu.py                 # on a CUDA machine; appends to RESULTS.md
@@ -168,6 +170,36 @@ def bench_sparse_attention(device: torch.device, smoke: bool, repeats: int) -> l
     return header + rows
 
 
+def bench_memory(device: torch.device, smoke: bool) -> list[str]:
+    """Estimated memory per device against the measured peak (CUDA) or the counted tensors (CPU smoke run)."""
+    from learnlib.memory import estimate
+    from learnlib.memory.measure import measure_cpu, measure_cuda
+
+    configs = ([("vit_tiny_patch16_224", {"depth": 2, "img_size": 64}, 4, False),
+                ("vit_tiny_patch16_224", {"depth": 2, "img_size": 64}, 4, True)] if smoke else
+               [("vit_base_patch16_224", {}, 64, False), ("vit_base_patch16_224", {}, 64, True),
+                ("var_d16", {}, 16, False), ("var_d16", {}, 16, True), ("vqvae_ch160", {}, 8, False)])
+    rows = []
+    for name, kwargs, batch, ckpt in configs:
+        torch.manual_seed(0)
+        model = models.create(name, **kwargs).to(device)
+        est = estimate(model, batch, precision="bf16", activation_checkpointing=ckpt)
+        if device.type == "cuda":
+            measured = measure_cuda(model, batch, "bf16", activation_checkpointing=ckpt)["peak"]
+        else:
+            measured = measure_cpu(model, batch, "bf16", activation_checkpointing=ckpt).total
+        del model
+        # the CPU count holds what is saved at the end of forward, not the recompute peak of backward
+        predicted = est.total if device.type == "cuda" else est.total - est.recompute_peak
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        rows.append(f"| {name}, batch {batch}, bf16{', checkpointing' if ckpt else ''} | {predicted / 2**30:.3f} | "
+                    f"{measured / 2**30:.3f} | {predicted / measured:.3f} |")
+    what = "peak GiB (max_memory_allocated)" if device.type == "cuda" else "counted GiB (CPU tensors)"
+    header = [f"| training memory | estimated GiB | {what} | estimate / measured |", "|---|---:|---:|---:|"]
+    return header + rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on CPU; nothing is written")
@@ -183,7 +215,7 @@ def main() -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
     peak = peak_tflops(device, args.peak_tflops)
     sections = [bench_vit(device, args.smoke, repeats, peak), bench_rasterizer(device, args.smoke, repeats),
-                bench_sparse_attention(device, args.smoke, repeats)]
+                bench_sparse_attention(device, args.smoke, repeats), bench_memory(device, args.smoke)]
     text = "\n\n".join("\n".join(lines) for lines in sections)
     print(text)
     if args.smoke or args.no_write:

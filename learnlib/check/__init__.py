@@ -3,13 +3,14 @@ naming the mistake when it is a typical one. `learnlib.check.hint(<exercise>)` p
 (the answer) opens once that exercise's check has failed.
 
 One module per chapter: fundamentals (00), vit (01), paddle_port (02), vq (03-04), var (05), sparse (06),
-splat (07), slat and slat_features (08), batching (09).
+splat (07), slat and slat_features (08), batching and memory (09).
 """
 
 from learnlib.check.batching import pack_batches
 from learnlib.check.core import CheckResult, Mismatch, assert_close, run_check
 from learnlib.check.fundamentals import evaluate, pad_collate, train_step
 from learnlib.check.hints import hint
+from learnlib.check.memory import adamw_memory, block_activation_bytes
 from learnlib.check.paddle_port import linear_weight_to_torch, port_state_dict
 from learnlib.check.slat import diagonal_gaussian_kl, gaussian_params
 from learnlib.check.slat_features import project_voxel_features
@@ -41,4 +42,5 @@ __all__ = [
     "project_voxel_features",
     # 09 training at scale
     "pack_batches",
+    "adamw_memory", "block_activation_bytes",
 ]

@@ -1,0 +1,25 @@
+"""Training memory per device, estimated from the model's shapes and checked against measurement.
+
+    from learnlib.memory import estimate
+    print(estimate("var_d16", batch_per_device=96, precision="bf16").table())
+
+`estimate` (cheap at any size: a FakeTensor trace) and the measurements `measure_cpu` (real
+tensors) / `measure_cuda` (the allocator's peak) describe the same step;
+`python -m learnlib.memory experiment=var_d16 trainer.batch_size=768 devices=8 gpu=H100-80GB`
+prints the breakdown, whether it fits and the largest batch per device that does.
+"""
+
+from learnlib.memory.analytic import adamw_memory, block_activation_bytes
+from learnlib.memory.breakdown import MemoryBreakdown
+from learnlib.memory.estimate import estimate
+from learnlib.memory.gpus import GPUS, fits, gpu_capacity, largest_batch, needed_gib
+from learnlib.memory.measure import measure_activations, measure_cpu, measure_cuda, measure_state
+from learnlib.memory.saved import SavedTensors, SavedTensorTracker
+from learnlib.memory.spec import resolve
+from learnlib.memory.var_params import var_block_params, var_block_params_notes, var_one_block_params
+
+__all__ = [
+    "GPUS", "MemoryBreakdown", "SavedTensorTracker", "SavedTensors", "adamw_memory", "block_activation_bytes",
+    "estimate", "fits", "gpu_capacity", "largest_batch", "measure_activations", "measure_cpu", "measure_cuda",
+    "measure_state", "needed_gib", "resolve", "var_block_params", "var_block_params_notes", "var_one_block_params",
+]

@@ -1,0 +1,141 @@
+"""`estimate`: the memory of one training step per device, from the model's shapes (no data, no FLOPs).
+
+Conventions (what each part holds):
+- Precision is torch autocast, as `learnlib.train` runs it: parameters stay fp32 (under
+  bf16/fp16 the fp32 parameters ARE the master weights; no separate copy), gradients are
+  fp32, and autocast's bf16 copies of the weights, cached until backward, count as activations.
+- AdamW keeps two fp32 moments per parameter (8 bytes) plus a 4-byte step per parameter tensor;
+  SGD is SGD with momentum: one fp32 buffer (4 bytes per parameter). A model stored in another
+  dtype (`model.bfloat16()`) is counted in that dtype: torch.optim keeps gradients and moments in
+  the parameters' dtype.
+- DDP: every device holds the full state; with several devices its gradient buckets (a second
+  fp32 copy of the gradients, `gradient_as_bucket_view=False`, torch's default) are counted.
+- FSDP (full sharding, one unit per block, MixedPrecision with the compute dtype of `precision`):
+  fp32 parameters, gradients and optimizer states are divided by the world size; during
+  forward/backward the unsharded compute copies of the root parameters (everything outside
+  the blocks) and of two blocks (the running one and the prefetched one) are live, plus one
+  block's unsharded gradients before its reduce-scatter.
+- Activations: every storage autograd saves for backward, counted once, from a FakeTensor trace
+  of the real model at batch 1 and 2 extrapolated linearly (shapes only: cheap at full size).
+  The math attention backend saves the (B, heads, N, N) score matrix; the fused ones (sdpa,
+  flash) save q, k, v, the output and the logsumexp only, as torch's fused CPU kernel does.
+- Activation checkpointing (`learnlib.nn.checkpointing`, every block of `model.blocks`): only the
+  blocks' inputs and what the stem/head save are kept, plus one block's saved tensors while
+  it is recomputed in backward (`recompute_peak`).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from learnlib.memory.breakdown import (
+    ATTENTION_BACKENDS,
+    OPTIMIZERS,
+    PRECISIONS,
+    STRATEGIES,
+    MemoryBreakdown,
+    check_choice,
+)
+from learnlib.memory.spec import Workload, resolve
+from learnlib.memory.trace import SavedProfile, trace_saved
+
+FP32 = 4
+
+
+def _compute_bytes(precision: str) -> int:
+    return FP32 if precision == "fp32" else 2
+
+
+def _largest_block(model: nn.Module) -> int:
+    blocks = list(getattr(model, "blocks", ()))
+    return max((sum(p.numel() for p in b.parameters()) for b in blocks), default=0)
+
+
+def state_parts(model: nn.Module, precision: str, optimizer: str, strategy: str, world_size: int,
+                trained: frozenset | None = None) -> dict:
+    """Bytes of parameters, gradients, optimizer states, FSDP gathered copies, DDP buckets and buffers.
+
+    `trained` (names) restricts gradients and optimizer states to the parameters the loss reaches
+    (an unused parameter never gets a gradient, so AdamW never creates its moments)."""
+    trainable = [p for name, p in model.named_parameters()
+                 if p.requires_grad and (trained is None or name in trained)]
+    n_all = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    grads = sum(p.numel() * p.element_size() for p in trainable)  # gradients and moments take the params' dtype
+    trainable_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    frozen_params = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
+    opt = 2 * grads + FP32 * len(trainable) if optimizer == "adamw" else grads
+    shard = world_size if strategy == "fsdp" else 1
+    parts = {"parameters": trainable_bytes // shard + frozen_params, "gradients": grads // shard,
+             "optimizer_states": opt // shard, "gathered_parameters": 0, "communication": 0,
+             "buffers": sum(b.numel() * b.element_size() for b in model.buffers())}
+    if strategy == "fsdp":
+        block = _largest_block(model)
+        root = n_all - sum(sum(p.numel() for p in b.parameters()) for b in getattr(model, "blocks", ()))
+        parts["gathered_parameters"] = _compute_bytes(precision) * (root + 3 * block)
+    elif world_size > 1:
+        parts["communication"] = grads
+    return parts
+
+
+def saved_profile(workload: Workload, batch: int, precision: str, backend: str | None) -> SavedProfile:
+    """Saved-for-backward bytes at `batch`: FakeTensor traces at batch 1 and 2, extrapolated linearly."""
+    key = (precision, backend)
+    if key not in workload.traces:  # two FakeTensor traces per precision and backend, reused for every batch
+        workload.traces[key] = tuple(trace_saved(workload.model, b, precision, backend, workload.task)
+                                     for b in (1, 2))
+    one, two = workload.traces[key]
+
+    def at(field: str) -> int:
+        a, b = getattr(one, field), getattr(two, field)
+        return a + (b - a) * (batch - 1)
+
+    return SavedProfile(at("activations"), at("checkpointed"), at("block_peak"), one.trained)
+
+
+def estimate(model_or_experiment, batch_per_device: int, precision: str = "fp32", optimizer: str = "adamw",
+             strategy: str = "ddp", world_size: int = 1, activation_checkpointing: bool = False,
+             attention_backend: str | None = None, overrides: tuple[str, ...] = ()) -> MemoryBreakdown:
+    """Memory per device of one training step of a model, registered model name or experiment.
+
+    `attention_backend` None keeps the model's own; "auto"/"sdpa"/"flash_attn" count the fused
+    kernels' saved tensors, "math" the explicit score matrix. `overrides` are Hydra strings
+    applied to an experiment (e.g. "model.depth=2"). See the module docstring for conventions.
+    """
+    if not isinstance(batch_per_device, int) or batch_per_device < 1:
+        raise ValueError(f"batch_per_device must be a positive int, got {batch_per_device!r}")
+    if not isinstance(world_size, int) or world_size < 1:
+        raise ValueError(f"world_size must be a positive int, got {world_size!r}")
+    check_choice("precision", precision, PRECISIONS)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_choice("strategy", strategy, STRATEGIES)
+    if attention_backend is not None:
+        check_choice("attention backend", attention_backend, ATTENTION_BACKENDS)
+    workload = resolve(model_or_experiment, overrides)
+    return estimate_workload(workload, batch_per_device, precision, optimizer, strategy, world_size,
+                             activation_checkpointing, attention_backend)
+
+
+def estimate_workload(workload: Workload, batch_per_device: int, precision: str, optimizer: str, strategy: str,
+                      world_size: int, activation_checkpointing: bool, attention_backend: str | None,
+                      profile: SavedProfile | None = None) -> MemoryBreakdown:
+    """`estimate` for a resolved workload (optionally with its saved profile already at this batch)."""
+    model = workload.model
+    if activation_checkpointing and not len(getattr(model, "blocks", ())):
+        raise ValueError(f"activation checkpointing wraps `model.blocks`; {type(model).__name__} has none")
+    profile = profile or saved_profile(workload, batch_per_device, precision, attention_backend)
+    activations, recompute = profile.activations, 0
+    if activation_checkpointing:
+        activations, recompute = profile.checkpointed, profile.block_peak
+    backend = attention_backend or _model_backend(model)
+    return MemoryBreakdown(**state_parts(model, precision, optimizer, strategy, world_size, profile.trained),
+                           frozen=workload.frozen_bytes, activations=activations, recompute_peak=recompute,
+                           batch_per_device=batch_per_device, precision=precision, optimizer=optimizer,
+                           strategy=strategy, world_size=world_size,
+                           activation_checkpointing=activation_checkpointing, attention_backend=backend)
+
+
+def _model_backend(model: nn.Module) -> str:
+    for module in model.modules():
+        if hasattr(module, "backend") and isinstance(module.backend, str):
+            return module.backend
+    return "none"
