@@ -159,11 +159,24 @@ def _scenarios(rank: int, out: str) -> None:
     model.blocks[0].attn.qkv.register_forward_pre_hook(lambda module, args: seen.append(module.weight.dtype))
     images, labels = _batch(0)
     logits = model(images[rank * 8:(rank + 1) * 8])
-    F.cross_entropy(logits.float(), labels[rank * 8:(rank + 1) * 8]).backward()
+    F.cross_entropy(logits, labels[rank * 8:(rank + 1) * 8]).backward()
     results["bf16"] = {"compute_dtype": seen[0], "logits_dtype": logits.dtype,
                        "param_dtypes": {p.dtype for p in model.parameters()},
                        "grad_dtypes": {p.grad.dtype for p in model.parameters()},
-                       "logits": _gather_rows(logits.float().detach())}
+                       "logits": _gather_rows(logits.detach())}
+    # a GradScaler (fp16's loss scaling) skips the step on every rank when one rank's shard overflows
+    model, optimizer, _ = _sharded(info)
+    scaler = torch.amp.GradScaler("cpu", init_scale=16.0)
+    scaler.scale(F.cross_entropy(model(images[:4]), labels[:4])).backward()
+    if rank == 0:
+        model.head.weight.grad.to_local().view(-1)[0] = float("inf")  # (out*in,) this rank's shard
+    before = [p.to_local().clone() for p in model.parameters()]
+    scaler.unscale_(optimizer)
+    scaler.step(optimizer)
+    scaler.update()
+    stepped = any(not torch.equal(a, p.to_local()) for a, p in zip(before, model.parameters(), strict=True))
+    results["scaler"] = [None, None]
+    dist.all_gather_object(results["scaler"], (stepped, scaler.get_scale()))
     if rank == 0:
         torch.save(results, f"{out}/two_rank.pt")
 
@@ -354,7 +367,7 @@ def test_incomplete_or_missing_folders_are_refused(tmp_path):
 def test_fsdp_bf16_policy_computes_in_bf16_and_keeps_fp32_shards(runs):
     _, _, two = runs
     bf16 = two["bf16"]
-    assert bf16["compute_dtype"] == torch.bfloat16 and bf16["logits_dtype"] == torch.bfloat16
+    assert bf16["compute_dtype"] == torch.bfloat16 and bf16["logits_dtype"] == torch.float32
     assert bf16["param_dtypes"] == {torch.float32} and bf16["grad_dtypes"] == {torch.float32}
     images, _ = _batch(0)
     with torch.no_grad():
@@ -362,6 +375,11 @@ def test_fsdp_bf16_policy_computes_in_bf16_and_keeps_fp32_shards(runs):
     # bf16 keeps 8 bits of mantissa: logits agree to about 1e-2 of their scale
     assert (bf16["logits"] - reference).abs().max() < 3e-2 * reference.abs().max()
     assert (bf16["logits"] - reference).abs().max() > 0  # the compute did change precision
+
+
+def test_grad_scaler_skips_the_step_on_every_rank_when_one_shard_overflows(runs):
+    _, _, two = runs
+    assert two["scaler"] == [(False, 8.0), (False, 8.0)]  # no rank stepped; the scale halved everywhere
 
 
 @pytest.mark.gpu

@@ -41,8 +41,9 @@ def transformer_blocks(model: nn.Module) -> list[nn.Module]:
     return children
 
 
-def mixed_precision_policy(precision: str, device: torch.device):
-    """FSDP2's MixedPrecisionPolicy for `precision`: compute in bf16/fp16, reduce gradients in fp32."""
+def mixed_precision_policy(precision: str, device: torch.device, output_dtype: torch.dtype | None = None):
+    """FSDP2's MixedPrecisionPolicy for `precision`: compute in bf16/fp16, reduce gradients in fp32,
+    cast the unit's outputs to `output_dtype` (None: leave them in the compute dtype)."""
     from torch.distributed.fsdp import MixedPrecisionPolicy
 
     _check_precision(precision)
@@ -52,14 +53,16 @@ def mixed_precision_policy(precision: str, device: torch.device):
     if precision == "fp32":
         return MixedPrecisionPolicy()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
+    return MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32, output_dtype=output_dtype)
 
 
 def wrap_for_training(model: nn.Module, strategy: str, info: DistInfo, precision: str = "fp32") -> nn.Module:
     """The module to train: `model` itself (none), a DDP replica (ddp) or `model` sharded in place (fsdp).
 
     Under fsdp the returned module is `model` (its parameters become DTensor shards), so build
-    the optimizer and load checkpoints after this call.
+    the optimizer and load checkpoints after this call. With precision bf16 or fp16, fsdp casts
+    the weights for compute (gradients are reduced and kept in fp32) and returns fp32 outputs;
+    ddp and none leave precision to the trainer's autocast.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
@@ -73,12 +76,13 @@ def wrap_for_training(model: nn.Module, strategy: str, info: DistInfo, precision
         return DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
     from torch.distributed.fsdp import fully_shard
 
-    policy = mixed_precision_policy(precision, info.device)
+    block_policy = mixed_precision_policy(precision, info.device)
     _check_process_group(strategy, info)
     blocks = transformer_blocks(model)
     for block in blocks:
-        fully_shard(block, mp_policy=policy)
-    fully_shard(model, mp_policy=policy)
+        fully_shard(block, mp_policy=block_policy)
+    # the root returns fp32 (logits, reconstructions) so that losses are computed in full precision
+    fully_shard(model, mp_policy=mixed_precision_policy(precision, info.device, output_dtype=torch.float32))
     return model
 
 
