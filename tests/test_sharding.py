@@ -139,6 +139,7 @@ def _scenarios(rank: int, out: str) -> None:
     model, optimizer, scheduler = _sharded(info)
     _train(model, optimizer, scheduler, range(3), rank, 2, accum=2)
     results["accum2_step3"] = _full_state(model, optimizer)
+    results["fsdp_unsynced_grads"] = _grads_after_one_micro_batch(model, rank)
     # resume 2 -> 2: rebuild, load, 3 more steps
     model, optimizer, scheduler = _sharded(info)
     step = _resume(f"{out}/two_rank_step3", model, optimizer, scheduler)
@@ -153,6 +154,8 @@ def _scenarios(rank: int, out: str) -> None:
     optimizer, scheduler = _optimizer(model)
     _train(model, optimizer, scheduler, range(3), rank, 2, accum=2)
     results["ddp_accum2_step3"] = _full_state(model, optimizer)
+    results["ddp_unsynced_grads"] = _grads_after_one_micro_batch(model, rank)
+    save_sharded(f"{out}/ddp_step3", model, optimizer, {})
     # bf16 mixed precision: blocks compute in bf16, sharded weights and their gradients stay fp32
     model, optimizer, scheduler = _sharded(info, "bf16")
     seen = []
@@ -179,6 +182,21 @@ def _scenarios(rank: int, out: str) -> None:
     dist.all_gather_object(results["scaler"], (stepped, scaler.get_scale()))
     if rank == 0:
         torch.save(results, f"{out}/two_rank.pt")
+
+
+def _grads_after_one_micro_batch(model, rank: int) -> dict:
+    """Whether a non-final micro-batch left gradients in `.grad`, and whether they agree over ranks."""
+    images, labels = _batch(0)
+    with accumulation_context(model, is_last_micro=False):
+        F.cross_entropy(model(images[rank * 4:(rank + 1) * 4]), labels[rank * 4:(rank + 1) * 4]).backward()
+    grads = [p.grad for p in model.parameters()]
+    present = all(g is not None for g in grads)
+    same = None
+    if present:
+        mine = torch.cat([g.flatten() for g in grads])  # (P,)
+        same = bool(torch.equal(*_gather_rows(mine[None]).unbind(0)))
+    model.zero_grad(set_to_none=True)
+    return {"present": present, "same_on_both_ranks": same}
 
 
 def _gather_rows(tensor: torch.Tensor) -> torch.Tensor:
@@ -258,6 +276,13 @@ def test_fsdp_accumulation_2_equals_one_double_micro_batch(runs):
     _assert_states_close(one["step3"], two["accum2_step3"], ATOL)
 
 
+def test_non_final_micro_batches_skip_the_gradient_reduction(runs):
+    _, _, two = runs
+    # FSDP2: no reduce-scatter, so no sharded gradient yet; DDP: local gradients that differ per rank
+    assert two["fsdp_unsynced_grads"] == {"present": False, "same_on_both_ranks": None}
+    assert two["ddp_unsynced_grads"] == {"present": True, "same_on_both_ranks": False}
+
+
 def test_ddp_accumulation_2_matches_one_process(runs):
     _, one, two = runs
     _assert_states_close(one["step3"], two["ddp_accum2_step3"], ATOL)
@@ -274,6 +299,13 @@ def test_save_on_two_ranks_load_on_one(runs):
     _assert_states_close(two["step3"], _full_state(model, optimizer), 0.0)
     assert sorted(p.name for p in (out / "two_rank_step3").iterdir()) == [".metadata", "__0_0.distcp",
                                                                             "__1_0.distcp", "extra.pt"]
+
+
+def test_a_ddp_save_loads_into_a_plain_model(runs):
+    out, _, two = runs
+    model, optimizer = _fresh()
+    load_sharded(out / "ddp_step3", model, optimizer)  # keys carry no DDP "module." prefix
+    _assert_states_close(two["ddp_accum2_step3"], _full_state(model, optimizer), 0.0)
 
 
 def test_save_on_one_rank_load_on_two(runs):
@@ -321,11 +353,18 @@ def test_a_save_replaces_the_previous_and_a_killed_swap_falls_back(tmp_path):
     # a kill between the two renames: the new folder is still staged, the previous one is at .ckpt.old
     os.replace(tmp_path / "ckpt", tmp_path / ".ckpt.old")
     assert load_sharded(tmp_path / "ckpt", *_fresh()) == {"step": 2}
-    # a kill during the write: a half-written staging folder does not touch the checkpoint
-    (tmp_path / ".ckpt.old").rename(tmp_path / "ckpt")
+    # the next save first puts the previous checkpoint back, so no moment is left without one
     (tmp_path / ".ckpt.partial").mkdir()
     (tmp_path / ".ckpt.partial" / "__0_0.distcp").write_bytes(b"half")
+    save_sharded(tmp_path / "ckpt", model, optimizer, {"step": 22})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    assert load_sharded(tmp_path / "ckpt", *_fresh()) == {"step": 22}
+    # a kill during the write: the half-written staging folder leaves the checkpoint readable
+    (tmp_path / ".ckpt.partial").mkdir()
+    (tmp_path / ".ckpt.partial" / "__0_0.distcp").write_bytes(b"half")
+    assert load_sharded(tmp_path / "ckpt", *_fresh()) == {"step": 22}
     save_sharded(tmp_path / "ckpt", model, optimizer, {"step": 3})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
     assert load_sharded(tmp_path / "ckpt", *_fresh()) == {"step": 3}
 
 

@@ -64,7 +64,9 @@ def save_sharded(path_dir: str | os.PathLike, model: nn.Module, optimizer: torch
     path_dir = Path(path_dir)
     partial, old = _staging(path_dir)
     if _rank() == 0:
-        shutil.rmtree(partial, ignore_errors=True)  # a save killed earlier
+        if not path_dir.exists() and (old / EXTRA).is_file():
+            os.replace(old, path_dir)  # a save killed mid-swap: its previous checkpoint becomes current again
+        shutil.rmtree(partial, ignore_errors=True)  # a save killed while writing
         partial.mkdir(parents=True)
     _barrier()
     model_state, optim_state = get_state_dict(model, optimizer)
