@@ -54,10 +54,12 @@ def save_sharded(path_dir: str | os.PathLike, model: nn.Module, optimizer: torch
                  extra: dict) -> Path:
     """Write model and optimizer state (sharded as they are) and rank 0's `extra` to the folder `path_dir`.
 
-    All ranks write into a hidden staging folder next to `path_dir`; after a barrier rank 0
-    swaps it in by renames. A kill before the swap leaves the previous checkpoint untouched;
-    a kill between the two renames leaves it as `.<name>.old`, which `load_sharded` falls back to.
-    `path_dir` must be on a file system every rank sees.
+    All ranks write into a hidden staging folder `.<name>.partial` next to `path_dir`; after a
+    barrier rank 0 swaps it in by two renames. A kill before the swap leaves the previous
+    checkpoint untouched; a kill between the renames leaves it as `.<name>.old`, which
+    `load_sharded` falls back to and the next save puts back first. `path_dir` must be on a
+    file system every rank sees. `extra` must hold what torch.load(weights_only=True) reads
+    back: tensors, numbers, strings, and lists and dicts of them (as `checkpoint.rng_state()`).
     """
     if not isinstance(extra, dict):
         raise TypeError(f"extra must be a dict (step, scheduler, rng, data position...), got {type(extra).__name__}")
@@ -103,7 +105,7 @@ def load_sharded(path_dir: str | os.PathLike, model: nn.Module, optimizer: torch
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_SINGLE_PROCESS_WARNING)
             dist_cp.load(state, checkpoint_id=path_dir)
-    except (Exception, CheckpointException) as err:  # missing keys, mismatched shapes (CheckpointException is a BaseException)
+    except (Exception, CheckpointException) as err:  # missing keys, wrong shapes; DCP's is a BaseException
         cause = [line for line in str(err).splitlines() if line.strip()][-1:] or [type(err).__name__]
         raise CheckpointError(f"sharded checkpoint {path_dir} does not fit this model and optimizer "
                               f"({cause[0].strip()[:300]}); was it written by another model config?") from None
