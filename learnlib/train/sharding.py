@@ -74,15 +74,17 @@ def wrap_for_training(model: nn.Module, strategy: str, info: DistInfo, precision
             return model  # one process: nothing to synchronize, as the trainer does today
         _check_process_group(strategy, info)
         return DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
     block_policy = mixed_precision_policy(precision, info.device)
     _check_process_group(strategy, info)
     blocks = transformer_blocks(model)
+    mesh = init_device_mesh(info.device.type, (info.world_size,))  # the run's device, not the machine's default
     for block in blocks:
-        fully_shard(block, mp_policy=block_policy)
+        fully_shard(block, mesh=mesh, mp_policy=block_policy)
     # the root returns fp32 (logits, reconstructions) so that losses are computed in full precision
-    fully_shard(model, mp_policy=mixed_precision_policy(precision, info.device, output_dtype=torch.float32))
+    fully_shard(model, mesh=mesh, mp_policy=mixed_precision_policy(precision, info.device, torch.float32))
     return model
 
 
@@ -152,3 +154,6 @@ def _check_process_group(strategy: str, info: DistInfo) -> None:
         raise ValueError(f"strategy={strategy} needs a process group of 2 or more ranks, got world_size "
                          f"{info.world_size} (process group initialized: {dist.is_initialized()}); launch with "
                          "`torchrun --nproc_per_node=N -m learnlib.train ...`, or use strategy=none")
+    if info.world_size != dist.get_world_size():
+        raise ValueError(f"DistInfo.world_size is {info.world_size} but the process group has "
+                         f"{dist.get_world_size()} ranks: pass the DistInfo that distributed.setup returned")
