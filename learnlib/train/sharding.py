@@ -3,7 +3,7 @@
 The trainer calls, in this order:
     model = wrap_for_training(model, strategy, info, precision)   # before the optimizer is built
     optimizer = build_optimizer(model, ...)                       # sees the sharded parameters
-    for each micro-batch:  with accumulation_context(model, is_last_micro): loss.backward()
+    for each micro-batch:  with accumulation_context(model, is_last_micro): forward, loss.backward()
     on the stepping micro-batch only, after scaler.unscale_:  grad_norm = clip_grad_norm(model, max_norm)
 
 FSDP2 (`torch.distributed.fsdp.fully_shard`) shards each transformer block, then the root
@@ -89,7 +89,7 @@ def wrap_for_training(model: nn.Module, strategy: str, info: DistInfo, precision
 
 
 def accumulation_context(model: nn.Module, is_last_micro: bool):
-    """Context for one micro-batch's backward: gradients are reduced over ranks only on the last one.
+    """Context for one micro-batch's forward and backward: gradients are reduced over ranks only on the last one.
 
     DDP: `no_sync()` on earlier micro-batches. FSDP2: `set_requires_gradient_sync(is_last_micro)`
     (earlier micro-batches accumulate unsharded local gradients, the last one reduce-scatters
@@ -112,7 +112,8 @@ def clip_grad_norm(model: nn.Module, max_norm: float) -> float:
     accumulated step they are partial (and under FSDP not yet reduced), so the norm would be
     meaningless; this function raises rather than return None or NaN when no gradient exists.
     Under FSDP2 the gradients are DTensor shards: torch's clip_grad_norm_ reduces the squared
-    norms over the mesh and the result is materialized with `full_tensor()`.
+    norms over the mesh and the result is materialized with `full_tensor()`. With fp16, a step
+    whose gradients overflowed returns inf or nan (the GradScaler then skips that step).
     """
     if not (isinstance(max_norm, (int, float)) and math.isfinite(max_norm) and max_norm > 0):
         raise ValueError(f"max_norm must be a finite positive number, got {max_norm!r}")
