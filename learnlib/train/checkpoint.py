@@ -126,8 +126,12 @@ def set_rng_state(state: dict) -> None:
 
 
 def first_non_finite(named_tensors) -> str | None:
-    """The name of the first floating tensor holding NaN or infinity, or None when all are finite."""
+    """The name of the first floating tensor holding NaN or infinity, or None when all are finite.
+
+    A sharded tensor (DTensor) is checked on this rank's shard.
+    """
     for name, tensor in named_tensors:
+        tensor = getattr(tensor, "_local_tensor", tensor)
         if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
             return name
     return None

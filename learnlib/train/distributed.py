@@ -67,6 +67,13 @@ def all_reduce_sum(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return values
 
 
+def all_reduce_max(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Elementwise maximum of a tensor over ranks (identity in a single process)."""
+    if info.enabled:
+        dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return values
+
+
 def broadcast_flag(flag: bool, info: DistInfo) -> bool:
     """True on every rank if rank 0's `flag` is True."""
     if not info.enabled:

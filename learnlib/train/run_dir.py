@@ -13,6 +13,7 @@ import shutil
 import socket
 from pathlib import Path
 
+from learnlib.train.checkpoint import atomic_copy
 from learnlib.train.errors import ConfigError
 
 LOCK_NAME = ".lock"
@@ -28,6 +29,24 @@ class RunDirectory:
         self.checkpoints = self.path / "checkpoints"
         self.last, self.best = self.checkpoints / "last.pt", self.checkpoints / "best.pt"
         self._lock_handle = None
+
+    def use_sharded_checkpoints(self) -> None:
+        """Checkpoints are folders written by every rank (`checkpoints/last/`, `best/`), not files."""
+        self.last, self.best = self.checkpoints / "last", self.checkpoints / "best"
+
+    def copy_last_to_best(self) -> None:
+        """Make `best` a copy of `last` (a file or a sharded folder), replacing it atomically."""
+        if self.last.is_file():
+            atomic_copy(self.last, self.best)
+            return
+        staging, old = self.checkpoints / ".best.partial", self.checkpoints / ".best.old"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(self.last, staging)
+        shutil.rmtree(old, ignore_errors=True)
+        if self.best.exists():
+            os.replace(self.best, old)
+        os.replace(staging, self.best)
+        shutil.rmtree(old, ignore_errors=True)
 
     def existing_run_files(self) -> list[str]:
         """Names of the files and folders of an earlier run found here."""

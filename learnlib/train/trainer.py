@@ -11,16 +11,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from learnlib.data import build_datasets
 from learnlib.models import build_model
+from learnlib.nn.checkpointing import apply_activation_checkpointing
 from learnlib.train import distributed
 from learnlib.train.checkpoint import (
     FORMAT,
-    atomic_copy,
     atomic_save,
     first_non_finite,
     load_checkpoint,
@@ -29,12 +28,14 @@ from learnlib.train.checkpoint import (
     rng_state,
     set_rng_state,
 )
+from learnlib.train.dcp import load_sharded, save_sharded
 from learnlib.train.errors import NonFiniteLossError
 from learnlib.train.loader import ResumableLoader, eval_batches, train_batch_sampler
 from learnlib.train.logger import RunLogger, plot_curves
 from learnlib.train.optim import build_optimizer
 from learnlib.train.run_dir import RunDirectory
 from learnlib.train.schedule import build_scheduler
+from learnlib.train.sharding import accumulation_context, clip_grad_norm, wrap_for_training
 from learnlib.train.tasks import build_task, move_to
 from learnlib.train.validate import validate_best_metric, validate_config
 
@@ -88,16 +89,24 @@ def _check_batching(cfg: DictConfig, world_size: int, train_len: int) -> int:
 
 
 def evaluate(model, task, loader, info, precision: str) -> dict[str, float]:
-    """Held-out metrics: sums over the loader (and over ranks) divided by counts."""
+    """Held-out metrics: sums over the loader (and over ranks) divided by counts.
+
+    Every rank runs the same number of forward passes (sharded models gather their weights in
+    each one): a rank with fewer batches repeats its last one and discards the result.
+    """
     was_training = model.training
     model.eval()
     sums: dict[str, list[float]] = {}
+    rounds = int(distributed.all_reduce_max(torch.tensor(len(loader), device=info.device), info))
     with torch.no_grad(), _autocast(precision, info.device):
+        batch = None
         for batch in loader:
             for key, (total, count) in task.eval_sums(model, move_to(batch, info.device)).items():
                 acc = sums.setdefault(key, [0.0, 0.0])
                 acc[0] += float(total)
                 acc[1] += count
+        for _ in range(rounds - len(loader)):
+            task.eval_sums(model, move_to(batch, info.device))
     keys = sorted(sums)
     packed = torch.tensor([v for k in keys for v in sums[k]], dtype=torch.float64, device=info.device)
     packed = distributed.all_reduce_sum(packed, info).view(-1, 2)  # (metrics, 2): [sum, count]
@@ -131,7 +140,11 @@ class _Run:
     def __init__(self, cfg: DictConfig, info, run_dir: RunDirectory):
         t = self.t = cfg.trainer
         self.cfg, self.info, self.dir = cfg, info, run_dir
-        resume_state = load_checkpoint(run_dir.last) if cfg.resume else None  # a clear error before any write
+        self.sharded = t.strategy == "fsdp"
+        if self.sharded:
+            run_dir.use_sharded_checkpoints()
+        # a single-file checkpoint is read now: a clear error before anything is built or written
+        resume_state = load_checkpoint(run_dir.last) if cfg.resume and not self.sharded else None
         _autocast(t.precision, info.device)  # validates trainer.precision before anything is built
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
@@ -141,6 +154,10 @@ class _Run:
         self.task = build_task(cfg.task)
         validate_best_metric(t, self.task.metric_names)
         self.model = build_model(cfg).to(info.device)
+        if t.activation_checkpointing:
+            apply_activation_checkpointing(self.model)
+        if self.sharded:  # sharded in place: the optimizer and the checkpoint see the shards
+            self.model = wrap_for_training(self.model, "fsdp", info, t.precision)
         self.optimizer = build_optimizer(self.model, t.lr, t.weight_decay, t.betas, info.device)
         self.scheduler = build_scheduler(self.optimizer, t.warmup_steps, t.max_steps, t.min_lr_ratio)
         self.scaler = torch.amp.GradScaler("cuda", enabled=t.precision == "fp16")
@@ -149,6 +166,8 @@ class _Run:
         self.loader = ResumableLoader(train_set, train_batch_sampler(train_set, t, info.rank, info.world_size, cfg.seed),
                                       num_workers=t.num_workers, pin_memory=info.device.type == "cuda", seed=cfg.seed)
         self.step, self.best_value, self.last_good_step = 0, None, None
+        if cfg.resume and self.sharded:
+            resume_state = load_sharded(run_dir.last, self.model, self.optimizer)
         if resume_state is not None:
             self._restore(resume_state)
         self.train_model = self._wrap(self.model)
@@ -162,8 +181,9 @@ class _Run:
         self.metrics: dict[str, float] = {}
 
     def _restore(self, state: dict) -> None:
-        load_model_state(self.model, state["model"], str(self.dir.last))
-        self.optimizer.load_state_dict(state["optimizer"])
+        if not self.sharded:  # a sharded checkpoint already restored the weights and the optimizer
+            load_model_state(self.model, state["model"], str(self.dir.last))
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None and state.get("ema") is not None:
@@ -174,9 +194,8 @@ class _Run:
         set_rng_state(state["rng"])
 
     def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        info = self.info
-        if info.enabled:
-            model = DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+        if not self.sharded:  # DDP replicas under torchrun, the model itself in one process
+            model = wrap_for_training(model, "ddp", self.info, self.t.precision)
         return torch.compile(model) if self.t.compile else model
 
     def train(self) -> FitResult:
@@ -205,11 +224,12 @@ class _Run:
         """Forward and backward over `grad_accum` micro-batches, then one optimizer step."""
         t, info = self.t, self.info
         loss_sum, scalars_sum = 0.0, {}
+        # under FSDP its mixed-precision policy casts the weights, so autocast stays off
+        precision = "fp32" if self.sharded else t.precision
         for micro in range(t.grad_accum):
             batch = move_to(next(self.loader), info.device)
-            sync = micro == t.grad_accum - 1 or not info.enabled
-            with contextlib.nullcontext() if sync else self.train_model.no_sync():
-                with _autocast(t.precision, info.device):
+            with accumulation_context(self.train_model, is_last_micro=micro == t.grad_accum - 1):
+                with _autocast(precision, info.device):
                     loss, scalars = self.task.training_loss(self.train_model, batch)
                 if not torch.isfinite(loss):
                     raise NonFiniteLossError(f"loss became {loss.item()} at step {self.step + 1} "
@@ -220,7 +240,7 @@ class _Run:
                 scalars_sum[key] = scalars_sum.get(key, 0.0) + value / t.grad_accum
         self.scaler.unscale_(self.optimizer)
         if t.grad_clip is not None:
-            scalars_sum["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip).item()
+            scalars_sum["grad_norm"] = clip_grad_norm(self.model, t.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -240,7 +260,8 @@ class _Run:
             self.progress.set_postfix(loss=f"{loss:.4f}", lr=f"{scalars['lr']:.2e}")
         do_eval = step % t.eval_every == 0 or step == t.max_steps
         if do_eval:
-            self.metrics = evaluate(self.eval_model, self.task, self.val_loader, self.info, t.precision)
+            precision = "fp32" if self.sharded else t.precision
+            self.metrics = evaluate(self.eval_model, self.task, self.val_loader, self.info, precision)
             self.logger.log(step, self.metrics)
             self.progress.set_postfix(loss=f"{loss:.4f}",
                                       **{k.replace("/", "_"): f"{v:.4f}" for k, v in self.metrics.items()})
@@ -253,35 +274,48 @@ class _Run:
         return f"last good checkpoint: {self.dir.last} (step {self.last_good_step})"
 
     def _checkpoint(self, new_metrics: bool) -> None:
-        """Write last.pt (and best.pt on a new best) on rank 0; never with non-finite weights."""
-        # every rank holds the same weights and optimizer state, so every rank stops together;
+        """Write last (and best on a new best); never with non-finite weights or optimizer state.
+
+        One file on rank 0 (DDP, one process), or a sharded folder written by every rank (FSDP).
+        """
+        self._check_finite()
+        metric = self.metrics.get(self.t.best_metric) if new_metrics else None
+        new_best = metric is not None and self._is_better(metric)
+        if new_best:
+            self.best_value = metric
+        distributed.barrier(self.info)
+        if self.sharded:
+            save_sharded(self.dir.last, self.model, self.optimizer, self._state(with_weights=False))
+        elif self.info.is_main:
+            atomic_save(self._state(), self.dir.last)
+        self.last_good_step = self.step
+        if new_best and self.info.is_main:
+            self.dir.copy_last_to_best()
+        distributed.barrier(self.info)
+
+    def _check_finite(self) -> None:
+        """Stop every rank together when a weight or an optimizer state holds NaN or infinity."""
         # buffers may hold infinities on purpose (attention masks) and are not checked
         bad = first_non_finite([*self.model.named_parameters(), *optimizer_tensors(self.optimizer)])
-        if bad is not None:
-            raise NonFiniteLossError(f"{bad} became non-finite by step {self.step}; no checkpoint written "
+        flag = distributed.all_reduce_sum(torch.tensor(float(bad is not None), device=self.info.device), self.info)
+        if flag.item() > 0:
+            what = bad or "a weight on another rank"
+            raise NonFiniteLossError(f"{what} became non-finite by step {self.step}; no checkpoint written "
                                      f"(lower trainer.lr or enable trainer.grad_clip); {self._last_good()}")
-        distributed.barrier(self.info)
-        if self.info.is_main:
-            metric = self.metrics.get(self.t.best_metric) if new_metrics else None
-            new_best = metric is not None and self._is_better(metric)
-            if new_best:
-                self.best_value = metric
-            atomic_save(self._state(), self.dir.last)
-            self.last_good_step = self.step
-            if new_best:
-                atomic_copy(self.dir.last, self.dir.best)
-        distributed.barrier(self.info)
 
     def _is_better(self, value: float) -> bool:
         if self.best_value is None:
             return True
         return value > self.best_value if self.t.best_mode == "max" else value < self.best_value
 
-    def _state(self) -> dict:
-        ema = self.ema.state_dict() if self.ema is not None else None
-        return {
-            "format": FORMAT, "step": self.step, "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(), "ema": ema, "rng": rng_state(), "data": self.loader.state_dict(),
+    def _state(self, with_weights: bool = True) -> dict:
+        """Everything a resume needs; without the weights and optimizer when a sharded save holds them."""
+        state = {
+            "format": FORMAT, "step": self.step, "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "rng": rng_state(), "data": self.loader.state_dict(),
             "config": OmegaConf.to_yaml(self.cfg), "metrics": self.metrics, "best_value": self.best_value,
         }
+        if with_weights:
+            ema = self.ema.state_dict() if self.ema is not None else None
+            state.update(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(), ema=ema)
+        return state

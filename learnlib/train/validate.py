@@ -13,6 +13,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 BEST_MODES = ("max", "min")
 BATCHINGS = ("fixed", "budget")
+STRATEGIES = ("ddp", "fsdp")
 
 
 def _fail(key: str, expected: str, value) -> None:
@@ -71,10 +72,14 @@ def validate_trainer(t: DictConfig) -> None:
     _choice(t, "trainer.device", DEVICES)
     _choice(t, "trainer.best_mode", BEST_MODES)
     _choice(t, "trainer.batching", BATCHINGS)
+    _choice(t, "trainer.strategy", STRATEGIES)
+    if t.get("strategy") == "fsdp" and t.get("ema_decay") is not None:
+        raise ConfigError("trainer.ema_decay needs trainer.strategy=ddp: EMA weights of a sharded (fsdp) model "
+                          "are not kept; set trainer.ema_decay=null or use strategy=ddp")
     if t.get("batching") == "budget":
         _int(t, "trainer.batch_budget", 1)
         _int(t, "trainer.batch_max_items", 1, optional=True)
-    for key in ("compile", "progress", "tensorboard", "plot"):
+    for key in ("compile", "progress", "tensorboard", "plot", "activation_checkpointing"):
         _bool(t, f"trainer.{key}")
     if not isinstance(t.get("best_metric"), str) or not t.best_metric.startswith("val/"):
         _fail("trainer.best_metric", "a held-out metric name such as val/accuracy", t.get("best_metric"))
