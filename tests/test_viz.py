@@ -1,13 +1,10 @@
 """Heatmaps carry a colorbar by default; several axes can share one."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from learnlib.viz import add_colorbar, heatmap  # noqa: E402
+from learnlib.viz import add_colorbar, heatmap
 
 
 def test_heatmap_draws_values_with_a_labelled_colorbar():

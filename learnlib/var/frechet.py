@@ -26,7 +26,9 @@ def frechet_distance(mu1: torch.Tensor, cov1: torch.Tensor, mu2: torch.Tensor, c
     cross term is computed from the eigenvalues of the symmetric matrix cov1^1/2 cov2 cov1^1/2, which
     has the same spectrum as cov1 cov2, so the result is symmetric in its two arguments.
     """
-    d = mu1.shape[-1] if mu1.ndim == 1 else -1
+    if mu1.ndim != 1:
+        raise ValueError(f"expected mu1 of shape (D,), got {tuple(mu1.shape)}")
+    d = mu1.shape[0]
     for name, mu, cov in (("mu1", mu1, cov1), ("mu2", mu2, cov2)):
         if mu.ndim != 1 or mu.shape[0] != d or cov.shape != (d, d):
             raise ValueError(f"expected {name} (D,) and its covariance (D, D) with D = {d}, "
