@@ -112,8 +112,8 @@ def heatmap(values, ax=None, cmap: str = "viridis", vmin: float | None = None, v
         _, ax = plt.subplots(figsize=(4, 3.5))
     if background is not None:
         background = torch.as_tensor(background).detach().float().cpu()
-        ax.imshow(background.reshape(background.shape[-2:]), cmap="gray_r")
-    image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, alpha=alpha, **imshow_kwargs)
+        ax.imshow(background.reshape(background.shape[-2:]).numpy(), cmap="gray_r")
+    image = ax.imshow(values.numpy(), cmap=cmap, vmin=vmin, vmax=vmax, alpha=alpha, **imshow_kwargs)
     if title:
         ax.set_title(title, fontsize=9)
     if colorbar:
