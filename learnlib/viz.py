@@ -88,3 +88,34 @@ def draw_autograd_graph(tensor: torch.Tensor, ax=None, title: str = "autograd gr
     ax.axis("off")
     ax.set_title(title)
     return ax
+
+
+def add_colorbar(mappable, ax, label: str = "", **kwargs):
+    """A colorbar for `mappable` (an imshow result) beside `ax` (one axes or an array of axes sharing it)."""
+    figure = mappable.axes.figure
+    axes = ax.ravel().tolist() if hasattr(ax, "ravel") else ax
+    return figure.colorbar(mappable, ax=axes, label=label, **kwargs)
+
+
+def heatmap(values, ax=None, cmap: str = "viridis", vmin: float | None = None, vmax: float | None = None,
+            colorbar: bool = True, label: str = "", background=None, alpha: float = 1.0, title: str = "",
+            **imshow_kwargs):
+    """Draw a 2D array of values, optionally over a gray `background` image, with a labelled colorbar.
+
+    Returns the image drawn (pass it to `add_colorbar` to share one colorbar over several axes
+    drawn with `colorbar=False` and the same vmin / vmax).
+    """
+    values = torch.as_tensor(values).detach().float().cpu()
+    if values.dim() != 2:
+        raise ValueError(f"heatmap expects a 2D array (H, W), got {tuple(values.shape)}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3.5))
+    if background is not None:
+        background = torch.as_tensor(background).detach().float().cpu()
+        ax.imshow(background.reshape(background.shape[-2:]).numpy(), cmap="gray_r")
+    image = ax.imshow(values.numpy(), cmap=cmap, vmin=vmin, vmax=vmax, alpha=alpha, **imshow_kwargs)
+    if title:
+        ax.set_title(title, fontsize=9)
+    if colorbar:
+        add_colorbar(image, ax, label)
+    return image
