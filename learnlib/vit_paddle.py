@@ -31,7 +31,7 @@ def _layer_norm(dim: int, init: str) -> nn.LayerNorm:
 
 
 class PatchEmbedding(nn.Layer):
-    """Images [B, C, H, W] -> tokens [B, 1 + N, D]: patch conv, class token, position embedding."""
+    """Images (B, C, H, W) -> tokens (B, 1 + N, D): patch conv, class token, position embedding."""
 
     def __init__(self, image_size=224, patch_size=16, in_channels=3, embed_dim=768, dropout=0.0):
         super().__init__()
@@ -141,7 +141,7 @@ class Classify(nn.Layer):
 
 
 class ViT(nn.Layer):
-    """Images [B, in_channels, image_size, image_size] -> logits [B, num_classes]."""
+    """Images (B, in_channels, image_size, image_size) -> logits (B, num_classes)."""
 
     def __init__(self, image_size=224, patch_size=16, in_channels=3, num_classes=1000, embed_dim=768,
                  depth=12, num_heads=12, mlp_ratio=4.0, qkv_bias=True, head_hidden=768, dropout=0.0,

@@ -248,7 +248,7 @@ def test_vae_forward_and_checkpointed_gradients_agree():
 def test_bad_input_raises_clear_errors():
     enc = small("enc")
     x = voxels()
-    with pytest.raises(ValueError, match=r"features \[N, 16\]"):
+    with pytest.raises(ValueError, match=r"features \(N, 16\)"):
         enc(SparseTensor(torch.randn(len(x), 15), x.coords))
     coords = x.coords.clone()
     coords[0, 1] = 16
@@ -261,5 +261,5 @@ def test_bad_input_raises_clear_errors():
         enc(SparseTensor(x.feats, x.coords, batch_size=3))
     with pytest.raises(ValueError, match="no voxels at all"):
         enc(SparseTensor(torch.zeros(0, 16), torch.zeros(0, 4, dtype=torch.int32)))
-    with pytest.raises(ValueError, match=r"features \[N, 4\]"):
+    with pytest.raises(ValueError, match=r"features \(N, 4\)"):
         small("dec")(x)

@@ -59,7 +59,7 @@ def test_submconv_gradients_match_dense():
 def test_submconv_rejects_bad_input():
     with pytest.raises(ValueError, match="odd"):
         SubMConv3d(3, 3, kernel_size=2)
-    with pytest.raises(ValueError, match=r"\[N, 4\]"):
+    with pytest.raises(ValueError, match=r"\(N, 4\)"):
         SubMConv3d(4, 3, backend="torch")(random_sparse())
 
 

@@ -24,7 +24,7 @@ def test_layout_shape_and_batch_size():
 
 def test_validation_errors():
     feats, coords = torch.randn(3, 2), torch.tensor([[0, 1, 1, 1], [0, 2, 2, 2], [1, 0, 0, 0]], dtype=torch.int32)
-    with pytest.raises(ValueError, match=r"\[N, 4\]"):
+    with pytest.raises(ValueError, match=r"\(N, 4\)"):
         SparseTensor(feats, coords[:, :3])
     with pytest.raises(ValueError, match="int32"):
         SparseTensor(feats, coords.long())

@@ -95,5 +95,5 @@ def test_cache_and_validation():
     assert ("window", (4, 4, 4), (2, 2, 2)) in x.spatial_cache
     with pytest.raises(ValueError, match="shift"):
         window_partition(coords, 4, 4)
-    with pytest.raises(ValueError, match=r"\[N, 4\]"):
+    with pytest.raises(ValueError, match=r"\(N, 4\)"):
         window_partition(coords[:, 1:], 4)

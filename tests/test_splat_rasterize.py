@@ -232,7 +232,7 @@ def test_gradcheck_float64():
 def test_rasterize_validates_shapes():
     means, quats, scales, opacities, colors = _scene(3, torch.float32)
     view, K = _camera()
-    with pytest.raises(ValueError, match=r"quats \[N, 4\]"):
+    with pytest.raises(ValueError, match=r"quats \(N, 4\)"):
         rasterize(means, quats[:, :3], scales, opacities, colors, view, K, 16, 16)
     with pytest.raises(ValueError, match="Ks"):
         rasterize(means, quats, scales, opacities, colors, view, K[0], 16, 16)

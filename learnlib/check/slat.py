@@ -76,12 +76,12 @@ def _layout_mistakes(voxel_size: float) -> list[tuple[str, dict]]:
         (("the channel blocks are in the wrong order: it is offsets (3G), colour (3G), scales (3G), "
          "rotations (4G), opacities (G)"), {"order": swapped}),
         (("inside a block the channels are grouped per Gaussian: channel g * width + c is component c of "
-         "Gaussian g (reshape to [N, G, width], not [N, width, G])"), {"gaussian_major": False}),
+         "Gaussian g (reshape to (N, G, width), not (N, width, G))"), {"gaussian_major": False}),
     ]
 
 
 def gaussian_params(fn) -> bool:
-    """Check fn(raw [N, 14G], coords [N, 3], resolution, points [G, 3], voxel_size) -> dict of the five
+    """Check fn(raw (N, 14G), coords (N, 3), resolution, points (G, 3), voxel_size) -> dict of the five
     raw Gaussian tensors (raw_means in world units, sh_dc, raw_scales, raw_quats, raw_opacities)."""
     generator = seeded(80)
 
@@ -111,7 +111,7 @@ def gaussian_params(fn) -> bool:
     cases = [case(5, 4, 8, 1.5, 1.0), case(7, 32, 64, 1.5, 1.0), case(3, 8, 16, 2.0, 0.5),
              case(1, 32, 32, 1.5, 3.0), case(10, 2, 4, 1.25, 1.0)]
     return run_check("gaussian_params", cases,
-                     hint="split raw into [N, G, 3/3/3/4/1] blocks in that order; offset = tanh(raw_xyz + "
+                     hint="split raw into (N, G, 3/3/3/4/1) blocks in that order; offset = tanh(raw_xyz + "
                           "atanh(points / voxel_size)) * 0.5 * voxel_size / R; means = (coords + 0.5) / R + "
                           "offset - 0.5; raw_quats = 0.1 * rotation block.")
 
@@ -132,7 +132,7 @@ def _kl_mistakes(mean: Tensor, logvar: Tensor) -> list[tuple[str, Tensor]]:
 
 
 def diagonal_gaussian_kl(fn) -> bool:
-    """Check fn(mean [N, C], logvar [N, C]) -> scalar KL(N(mean, exp(logvar)) || N(0, I)), TRELLIS's reduction."""
+    """Check fn(mean (N, C), logvar (N, C)) -> scalar KL(N(mean, exp(logvar)) || N(0, I)), TRELLIS's reduction."""
     generator = seeded(81)
 
     def case(n, c, spread):

@@ -68,7 +68,7 @@ def same_grouping(expected: Tensor, got: Tensor) -> bool:
 
 
 def window_ids(fn) -> bool:
-    """Check fn(coords [N, 4], window_size, shift) -> window id (N,) of each voxel, batch folded in."""
+    """Check fn(coords (N, 4), window_size, shift) -> window id (N,) of each voxel, batch folded in."""
     generator = seeded(6)
 
     def case(batch_size, count, resolution, window_size, shift):
@@ -159,7 +159,7 @@ def group_windows(fn) -> bool:
 
 
 def morton_encode(fn) -> bool:
-    """Check fn(xyz [N, 3] int64) -> Morton code (N,) int64, bits interleaved x (most significant), y, z."""
+    """Check fn(xyz (N, 3) int64) -> Morton code (N,) int64, bits interleaved x (most significant), y, z."""
     generator = seeded(8)
 
     def case(count, bits):

@@ -174,7 +174,7 @@ def _detached_jacobian_gradients(mean, cov, view, K):
 
 
 def project_gaussian(fn) -> bool:
-    """Check fn(mean [3], cov3d [3, 3], viewmat [4, 4], K [3, 3]) -> (mean2d [2], cov2d [2, 2]): the EWA
+    """Check fn(mean [3], cov3d (3, 3), viewmat (4, 4), K (3, 3)) -> (mean2d [2], cov2d (2, 2)): the EWA
     projection J W Sigma W^T J^T without the screen-space blur (values and gradients)."""
     generator = seeded(70)
 
@@ -334,7 +334,7 @@ def _covariance_mistakes(quats: Tensor, scales: Tensor) -> dict[str, Tensor]:
 
 
 def covariance_3d(fn) -> bool:
-    """Check fn(quats [N, 4] wxyz, not normalized, scales [N, 3]) -> covariances [N, 3, 3] = R S S^T R^T."""
+    """Check fn(quats (N, 4) wxyz, not normalized, scales (N, 3)) -> covariances (N, 3, 3) = R S S^T R^T."""
     generator = seeded(72)
 
     def case(n):

@@ -28,21 +28,21 @@ def render_mesh(vertices, faces, viewmat, K, width: int, height: int, vertex_col
                 albedo: float = 0.8, ambient: float = 0.3, light_dir=DEFAULT_LIGHT, shading: bool = True,
                 background=None, near_plane: float = 0.01, chunk: int = 1 << 21
                 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Render one view: RGB [H, W, 3], alpha [H, W, 1] (1 on the mesh, 0 elsewhere), depth [H, W] (0 = empty).
+    """Render one view: RGB (H, W, 3), alpha (H, W, 1) (1 on the mesh, 0 elsewhere), depth (H, W) (0 = empty).
 
-    vertices [V, 3], faces int [F, 3], viewmat [4, 4], K [3, 3], vertex_colors [V, 3] in [0, 1] or None.
+    vertices (V, 3), faces int (F, 3), viewmat (4, 4), K (3, 3), vertex_colors (V, 3) in [0, 1] or None.
     Triangles with a vertex in front of `near_plane` are dropped (no clipping).
     """
     v = _np(vertices)
     f = _np(faces, np.int64)
     view, K = _np(viewmat), _np(K)
     if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3:
-        raise ValueError(f"expected vertices [V, 3] and faces [F, 3], got {v.shape} and {f.shape}")
+        raise ValueError(f"expected vertices (V, 3) and faces (F, 3), got {v.shape} and {f.shape}")
     if view.shape != (4, 4) or K.shape != (3, 3):
-        raise ValueError(f"expected viewmat [4, 4] and K [3, 3], got {view.shape} and {K.shape}")
+        raise ValueError(f"expected viewmat (4, 4) and K (3, 3), got {view.shape} and {K.shape}")
     colors = None if vertex_colors is None else _np(vertex_colors)
     if colors is not None and colors.shape != v.shape:
-        raise ValueError(f"vertex_colors must be [V, 3] = {list(v.shape)}, got {list(colors.shape)}")
+        raise ValueError(f"vertex_colors must be (V, 3) = {list(v.shape)}, got {list(colors.shape)}")
 
     cam = v @ view[:3, :3].T + view[:3, 3]  # (V, 3)
     z = cam[:, 2]
@@ -115,7 +115,7 @@ def render_mesh(vertices, faces, viewmat, K, width: int, height: int, vertex_col
 
 
 def mesh_vertex_colors(mesh) -> np.ndarray | None:
-    """Per-vertex RGB [V, 3] in [0, 1] when the trimesh mesh carries vertex colours, else None."""
+    """Per-vertex RGB (V, 3) in [0, 1] when the trimesh mesh carries vertex colours, else None."""
     visual = getattr(mesh, "visual", None)
     if visual is None or getattr(visual, "kind", None) != "vertex":
         return None
@@ -126,7 +126,7 @@ def render_views(mesh, cameras, size: int | None = None, use_vertex_colors: bool
                  ) -> tuple[Tensor, Tensor]:
     """Render a trimesh mesh from every camera of a `learnlib.splat.Cameras`.
 
-    Returns images [C, H, W, 3] and alphas [C, H, W, 1]; `size` re-renders at size x size.
+    Returns images (C, H, W, 3) and alphas (C, H, W, 1); `size` re-renders at size x size.
     Extra keyword arguments go to `render_mesh` (shading, background, ...).
     """
     if size is not None:

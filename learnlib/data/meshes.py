@@ -119,7 +119,7 @@ def _max3(x: np.ndarray) -> np.ndarray:
 
 
 def _triangle_box_overlap(tri: np.ndarray, centre: np.ndarray, half: float) -> np.ndarray:
-    """Closed box (centre [P, 3], half size) vs triangle [P, 3, 3] overlap, separating-axis test."""
+    """Closed box (centre (P, 3), half size) vs triangle (P, 3, 3) overlap, separating-axis test."""
     v = tri - centre[:, None, :]  # (P, 3, 3) vertices relative to the box centre
     eps = 1e-9 * half
     # 1) the box axes: the bounding boxes overlap
@@ -147,7 +147,7 @@ def _triangle_box_overlap(tri: np.ndarray, centre: np.ndarray, half: float) -> n
 
 
 def voxelize(mesh, resolution: int = 64, chunk: int = 1 << 20) -> Tensor:
-    """Occupied surface voxels of a mesh inside [-0.5, 0.5]^3: int64 coords [N, 3], sorted, unique.
+    """Occupied surface voxels of a mesh inside [-0.5, 0.5]^3: int64 coords (N, 3), sorted, unique.
 
     Normalize first (`normalize_to_unit_cube`); parts outside the cube are ignored. Each triangle is
     tested against every cell of its bounding box with the exact separating-axis overlap test.
@@ -185,7 +185,7 @@ def voxelize(mesh, resolution: int = 64, chunk: int = 1 << 20) -> Tensor:
 
 
 def voxel_centres(coords: Tensor, resolution: int) -> Tensor:
-    """World positions [N, 3] of voxel coords [N, 3] in the [-0.5, 0.5]^3 grid."""
+    """World positions (N, 3) of voxel coords (N, 3) in the [-0.5, 0.5]^3 grid."""
     return -0.5 + (coords.float() + 0.5) / resolution
 
 

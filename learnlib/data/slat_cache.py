@@ -1,8 +1,8 @@
 """On-disk cache of preprocessed SLat objects, keyed by mesh name + preprocessing settings.
 
 One file per object, `<cache_dir>/<name>-<hash of the settings>.npz`, holding
-  coords int16 [N, 3], feats float16 [N, C], images uint8 [V, H, W, 3], alphas uint8 [V, H, W, 1],
-  viewmats float32 [V, 4, 4], Ks float32 [V, 3, 3], meta (a JSON string: name, resolution,
+  coords int16 (N, 3), feats float16 (N, C), images uint8 (V, H, W, 3), alphas uint8 (V, H, W, 1),
+  viewmats float32 (V, 4, 4), Ks float32 (V, 3, 3), meta (a JSON string: name, resolution,
   width, height, settings).
 Images and alphas are stored as 8-bit (like the PNG renders of TRELLIS) and features as float16 (like
 its feature files); `load_or_create` always returns what the file holds, so a notebook and a training

@@ -224,7 +224,7 @@ def _stack_or_list(tensors: list[Tensor]):
 
 def collate_slat(items: list[dict]) -> dict:
     """Pack SLatDataset items: feats = SparseTensor (features [sum N, C], coords int32 (batch, x, y, z),
-    batch-contiguous), images [B, k, 3, H, W], alphas [B, k, 1, H, W], viewmats [B, k, 4, 4], Ks [B, k, 3, 3]
+    batch-contiguous), images (B, k, 3, H, W), alphas (B, k, 1, H, W), viewmats (B, k, 4, 4), Ks (B, k, 3, 3)
     (lists when the objects' view counts or sizes differ), cameras (list of Cameras), names."""
     if not items:
         raise ValueError("collate_slat needs at least one item")

@@ -50,8 +50,8 @@ TRELLIS_FOV_DEG = 40.0
 
 @dataclass
 class RenderedViews:
-    """V rendered views: images [V, 3, H, W] and alphas [V, 1, H, W] in [0, 1], depths [V, 1, H, W]
-    (camera z, 0 where empty), optional world normals [V, 3, H, W] in [-1, 1], and the cameras."""
+    """V rendered views: images (V, 3, H, W) and alphas (V, 1, H, W) in [0, 1], depths (V, 1, H, W)
+    (camera z, 0 where empty), optional world normals (V, 3, H, W) in [-1, 1], and the cameras."""
 
     images: Tensor
     alphas: Tensor
@@ -68,8 +68,8 @@ class RenderedViews:
 
 @dataclass
 class SLatObject:
-    """One preprocessed object: voxel coords [N, 3] int64 in [0, resolution), features [N, C] float32,
-    and its views (images [V, 3, H, W], alphas [V, 1, H, W], cameras)."""
+    """One preprocessed object: voxel coords (N, 3) int64 in [0, resolution), features (N, C) float32,
+    and its views (images (V, 3, H, W), alphas (V, 1, H, W), cameras)."""
 
     name: str
     resolution: int
@@ -81,7 +81,7 @@ class SLatObject:
 
     def __post_init__(self) -> None:
         if self.coords.dim() != 2 or self.coords.shape[1] != 3 or len(self.coords) == 0:
-            raise ValueError(f"{self.name}: coords must be a non-empty [N, 3], got {tuple(self.coords.shape)}")
+            raise ValueError(f"{self.name}: coords must be a non-empty (N, 3), got {tuple(self.coords.shape)}")
         if self.feats.dim() != 2 or len(self.feats) != len(self.coords):
             raise ValueError(f"{self.name}: feats must be [N={len(self.coords)}, C], got {tuple(self.feats.shape)}")
         if len(self.images) != len(self.cameras) or len(self.alphas) != len(self.cameras):
@@ -116,7 +116,7 @@ def render_object_views(mesh, cameras: Cameras, with_normals: bool = False) -> R
 
 
 def view_stack(views: RenderedViews, with_geometry: bool) -> Tensor:
-    """The backend input [V, K, H, W]: RGB, alpha and, with geometry, depth in [0, 1] and normals in [0, 1].
+    """The backend input (V, K, H, W): RGB, alpha and, with geometry, depth in [0, 1] and normals in [0, 1].
 
     Depth is scaled over [d - sqrt(3) / 2, d + sqrt(3) / 2], d the camera's distance to the origin
     (the depth range of the unit cube, as TRELLIS's depth renders); empty pixels stay 0.
@@ -159,10 +159,10 @@ def preprocess_mesh(mesh, backend, resolution: int = 64, num_views: int = 150, i
 
 
 def save_trellis_features(path, coords: Tensor, feats: Tensor) -> None:
-    """Write TRELLIS's feature file: `indices` uint8 [N, 3] and `patchtokens` float16 [N, C] (np.savez_compressed)."""
+    """Write TRELLIS's feature file: `indices` uint8 (N, 3) and `patchtokens` float16 (N, C) (np.savez_compressed)."""
     coords, feats = torch.as_tensor(coords), torch.as_tensor(feats)
     if coords.dim() != 2 or coords.shape[1] != 3 or feats.dim() != 2 or len(feats) != len(coords):
-        raise ValueError(f"expected coords [N, 3] and feats [N, C], got {tuple(coords.shape)} and {tuple(feats.shape)}")
+        raise ValueError(f"expected coords (N, 3) and feats (N, C), got {tuple(coords.shape)} and {tuple(feats.shape)}")
     if len(coords) and (coords.min() < 0 or coords.max() > 255):
         raise ValueError(f"voxel indices must lie in [0, 255] to be stored as uint8, got [{int(coords.min())}, "
                          f"{int(coords.max())}]")
@@ -171,7 +171,7 @@ def save_trellis_features(path, coords: Tensor, feats: Tensor) -> None:
 
 
 def load_trellis_features(path, resolution: int = 64) -> tuple[Tensor, Tensor]:
-    """Coords int64 [N, 3] and features float32 [N, C] from a TRELLIS feature .npz.
+    """Coords int64 (N, 3) and features float32 (N, C) from a TRELLIS feature .npz.
 
     ValueError naming the file when a key is missing, the shapes disagree or an index is outside
     [0, resolution); FileNotFoundError when the file does not exist.

@@ -22,11 +22,11 @@ __all__ = ["project_to_grid", "project_voxel_features", "sample_feature_maps", "
 
 def _check_points(points: Tensor) -> None:
     if points.dim() != 2 or points.shape[1] != 3:
-        raise ValueError(f"points must be [N, 3] world positions, got {tuple(points.shape)}")
+        raise ValueError(f"points must be (N, 3) world positions, got {tuple(points.shape)}")
 
 
 def project_to_grid(points: Tensor, cameras: Cameras) -> tuple[Tensor, Tensor]:
-    """grid_sample coordinates [V, N, 2] in [-1, 1] (align_corners=False) and depths [V, N] of points [N, 3]."""
+    """grid_sample coordinates (V, N, 2) in [-1, 1] (align_corners=False) and depths (V, N) of points (N, 3)."""
     _check_points(points)
     points = points.to(cameras.viewmats.dtype)
     cam = torch.einsum("vij,nj->vni", cameras.viewmats[:, :3, :3], points) + cameras.viewmats[:, None, :3, 3]  # (V, N, 3)
@@ -39,9 +39,9 @@ def project_to_grid(points: Tensor, cameras: Cameras) -> tuple[Tensor, Tensor]:
 
 
 def sample_feature_maps(feature_maps: Tensor, grid: Tensor) -> Tensor:
-    """Bilinear samples [V, N, C] of maps [V, C, h, w] at grid coordinates [V, N, 2] (zeros outside)."""
+    """Bilinear samples (V, N, C) of maps (V, C, h, w) at grid coordinates (V, N, 2) (zeros outside)."""
     if feature_maps.dim() != 4:
-        raise ValueError(f"feature_maps must be [V, C, h, w], got {tuple(feature_maps.shape)}")
+        raise ValueError(f"feature_maps must be (V, C, h, w), got {tuple(feature_maps.shape)}")
     if grid.dim() != 3 or grid.shape[0] != feature_maps.shape[0] or grid.shape[2] != 2:
         raise ValueError(f"grid must be [V={feature_maps.shape[0]}, N, 2], got {tuple(grid.shape)}")
     samples = F.grid_sample(feature_maps, grid.unsqueeze(1).to(feature_maps.dtype), mode="bilinear",
@@ -51,9 +51,9 @@ def sample_feature_maps(feature_maps: Tensor, grid: Tensor) -> Tensor:
 
 def project_voxel_features(feature_maps: Tensor, points: Tensor, cameras: Cameras,
                            visible: Tensor | None = None) -> Tensor:
-    """Features [N, C] of world points [N, 3]: the mean over views of the bilinearly sampled maps [V, C, h, w].
+    """Features (N, C) of world points (N, 3): the mean over views of the bilinearly sampled maps (V, C, h, w).
 
-    Without `visible` every view counts (TRELLIS). With `visible` bool [V, N] only the views that see
+    Without `visible` every view counts (TRELLIS). With `visible` bool (V, N) only the views that see
     a point count; a point no view sees falls back to the mean over all views.
     """
     if feature_maps.dim() != 4 or feature_maps.shape[0] != len(cameras):
@@ -64,7 +64,7 @@ def project_voxel_features(feature_maps: Tensor, points: Tensor, cameras: Camera
     if visible is None:
         return samples.mean(dim=0)  # (N, C)
     if visible.shape != samples.shape[:2]:
-        raise ValueError(f"visible must be [V, N] = {list(samples.shape[:2])}, got {list(visible.shape)}")
+        raise ValueError(f"visible must be (V, N) = {list(samples.shape[:2])}, got {list(visible.shape)}")
     weight = visible.to(samples.dtype).unsqueeze(-1)  # (V, N, 1)
     count = weight.sum(dim=0)  # (N, 1)
     masked = (samples * weight).sum(dim=0) / count.clamp(min=1.0)  # (N, C)
@@ -72,9 +72,9 @@ def project_voxel_features(feature_maps: Tensor, points: Tensor, cameras: Camera
 
 
 def visibility_from_depth(points: Tensor, cameras: Cameras, depths: Tensor, tolerance: float) -> Tensor:
-    """Bool [V, N]: the point projects inside view v and lies no more than `tolerance` behind its surface.
+    """Bool (V, N): the point projects inside view v and lies no more than `tolerance` behind its surface.
 
-    depths [V, H, W] or [V, 1, H, W] are rendered camera-space depths (0 where the view is empty; an
+    depths (V, H, W) or (V, 1, H, W) are rendered camera-space depths (0 where the view is empty; an
     empty pixel hides nothing). For surface voxels of side s use a tolerance of about the diagonal,
     sqrt(3) s: the centre of an occupied cell can lie that far behind the surface it contains.
     """

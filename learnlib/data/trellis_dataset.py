@@ -47,7 +47,7 @@ _FLIP_YZ = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
 
 
 def blender_to_viewmat(transform_matrix) -> Tensor:
-    """World -> camera view matrix [4, 4] (OpenCV axes) from a Blender / NeRF camera-to-world matrix."""
+    """World -> camera view matrix (4, 4) (OpenCV axes) from a Blender / NeRF camera-to-world matrix."""
     c2w = torch.as_tensor(np.asarray(transform_matrix, dtype=np.float64))
     if c2w.shape != (4, 4):
         raise ValueError(f"transform_matrix must be 4x4, got {tuple(c2w.shape)}")
@@ -55,7 +55,7 @@ def blender_to_viewmat(transform_matrix) -> Tensor:
 
 
 def viewmat_to_blender(viewmat: Tensor) -> Tensor:
-    """Blender / NeRF camera-to-world [4, 4] (OpenGL axes) from a world -> camera view matrix (OpenCV axes)."""
+    """Blender / NeRF camera-to-world (4, 4) (OpenGL axes) from a world -> camera view matrix (OpenCV axes)."""
     return camera_to_world(viewmat.double()) @ _FLIP_YZ
 
 
@@ -175,7 +175,7 @@ class TrellisSource:
         return self._num_voxels[index]
 
     def load_voxels(self, index: int) -> tuple[Tensor, Tensor]:
-        """Coords int64 [N, 3] in [0, resolution) and features float32 [N, C] of object `index`."""
+        """Coords int64 (N, 3) in [0, resolution) and features float32 (N, C) of object `index`."""
         coords, feats = load_trellis_features(self.feature_dir / f"{self.names[index]}.npz",
                                               TRELLIS_FEATURE_RESOLUTION)
         return downsample_features(coords, feats, TRELLIS_FEATURE_RESOLUTION // self.resolution)
@@ -202,7 +202,7 @@ def write_trellis_object(root, sha256: str, coords: Tensor, feats: Tensor, image
                          cameras: Cameras, model: str = "dinov2_vitl14_reg") -> dict[str, str]:
     """Write one object in the TRELLIS layout (features .npz, RGBA PNGs, transforms.json); its metadata row.
 
-    coords [N, 3] at resolution 64, feats [N, C], images [V, 3, H, W] and alphas [V, 1, H, W] in [0, 1].
+    coords (N, 3) at resolution 64, feats (N, C), images (V, 3, H, W) and alphas (V, 1, H, W) in [0, 1].
     Pass the returned rows to `write_metadata` to finish the folder.
     """
     from PIL import Image

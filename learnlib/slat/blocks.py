@@ -30,7 +30,7 @@ def swin_block_shifts(num_blocks: int, window_size: int) -> list[tuple[int, int,
 
 
 class SparseWindowSelfAttention(nn.Module):
-    """Multi-head self-attention of a SparseTensor [N, channels] inside (shifted) 3D windows."""
+    """Multi-head self-attention of a SparseTensor (N, channels) inside (shifted) 3D windows."""
 
     def __init__(self, channels: int, num_heads: int, window_size: int, shift_window: Sequence[int] = (0, 0, 0),
                  qkv_bias: bool = True, backend: str = "auto") -> None:

@@ -1,4 +1,4 @@
-"""Structured-latent Gaussian decoder: latent [N, 8] per voxel -> 32 3D Gaussians per voxel."""
+"""Structured-latent Gaussian decoder: latent (N, 8) per voxel -> 32 3D Gaussians per voxel."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from learnlib.splat import Gaussians
 
 
 class SLatGaussianDecoder(SparseSwinTransformer):
-    """Latent SparseTensor [N, latent_channels] -> one `Gaussians` of N * num_gaussians per object.
+    """Latent SparseTensor (N, latent_channels) -> one `Gaussians` of N * num_gaussians per object.
 
     Args:
         resolution, model_channels, latent_channels, num_blocks, num_heads, mlp_ratio, window_size,
@@ -70,7 +70,7 @@ class SLatGaussianDecoder(SparseSwinTransformer):
         return {"eps2d": self.filter_2d_kernel_size, "antialiased": True}
 
     def to_gaussians(self, raw: SparseTensor) -> list[Gaussians]:
-        """One `Gaussians` per object from the output layer's features [N, 14 * num_gaussians]."""
+        """One `Gaussians` per object from the output layer's features (N, 14 * num_gaussians)."""
         perturbation = self.offset_perturbation if self.perturb_offset else None
         out = []
         for rows in raw.layout:

@@ -27,7 +27,7 @@ def reparameterize(mean: Tensor, logvar: Tensor, generator: torch.Generator | No
 
 
 class SLatEncoder(SparseSwinTransformer):
-    """Voxel features [N, in_channels] -> latent mean and log-variance [N, latent_channels] per voxel.
+    """Voxel features (N, in_channels) -> latent mean and log-variance (N, latent_channels) per voxel.
 
     Args:
         resolution: side of the voxel grid (coordinates in [0, resolution)).
@@ -38,7 +38,7 @@ class SLatEncoder(SparseSwinTransformer):
         backend: sparse attention backend ("auto").
 
     `forward(x)` returns (z, mean, logvar): z a SparseTensor on x's voxels (a posterior sample, or the
-    mean with `sample_posterior=False`), mean and logvar tensors [N, latent_channels].
+    mean with `sample_posterior=False`), mean and logvar tensors (N, latent_channels).
     """
 
     def __init__(self, resolution: int = 64, in_channels: int = 1024, model_channels: int = 768,

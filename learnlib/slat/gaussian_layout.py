@@ -68,19 +68,19 @@ def gaussian_params(raw: Tensor, coords: Tensor, resolution: int, perturbation: 
     """Raw Gaussian tensors of one object from its decoder output.
 
     Args:
-        raw: [N, 14 * G] decoder output of the object's N voxels.
-        coords: [N, 3] integer voxel coordinates in [0, resolution).
+        raw: (N, 14 * G) decoder output of the object's N voxels.
+        coords: (N, 3) integer voxel coordinates in [0, resolution).
         resolution: grid side R.
-        perturbation: [G, 3] `offset_perturbation` (already atanh'ed), or None for none.
+        perturbation: (G, 3) `offset_perturbation` (already atanh'ed), or None for none.
         voxel_size: how many voxels wide the box a Gaussian may reach is (TRELLIS: 1.5).
         lr: per-attribute multipliers (default TRELLIS_LR).
 
-    Returns the keyword arguments `raw_means` [N*G, 3] (world positions), `sh_dc` [N*G, 3],
-    `raw_scales` [N*G, 3], `raw_quats` [N*G, 4], `raw_opacities` [N*G, 1] of `Gaussians`, voxel-major.
+    Returns the keyword arguments `raw_means` (N*G, 3) (world positions), `sh_dc` (N*G, 3),
+    `raw_scales` (N*G, 3), `raw_quats` (N*G, 4), `raw_opacities` (N*G, 1) of `Gaussians`, voxel-major.
     """
     lr = TRELLIS_LR if lr is None else {**TRELLIS_LR, **lr}
     if raw.dim() != 2 or raw.shape[1] % CHANNELS_PER_GAUSSIAN:
-        raise ValueError(f"raw must be [N, {CHANNELS_PER_GAUSSIAN} * G], got {list(raw.shape)}")
+        raise ValueError(f"raw must be (N, {CHANNELS_PER_GAUSSIAN} * G), got {tuple(raw.shape)}")
     n, g = raw.shape[0], raw.shape[1] // CHANNELS_PER_GAUSSIAN
     if coords.shape != (n, 3):
         raise ValueError(f"coords must be [{n}, 3] like raw's rows, got {list(coords.shape)}")

@@ -43,18 +43,18 @@ TINY_LOSS_WEIGHTS = replace(SLatLossWeights(), lpips=0.0)  # the CPU config has 
 
 
 def ssim(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean SSIM of images [B, C, H, W] in [0, 1] (pytorch-msssim, 11 x 11 window, sigma 1.5)."""
+    """Mean SSIM of images (B, C, H, W) in [0, 1] (pytorch-msssim, 11 x 11 window, sigma 1.5)."""
     from pytorch_msssim import ssim as msssim_ssim
 
     if pred.shape != target.shape or pred.dim() != 4:
-        raise ValueError(f"expected two images [B, C, H, W] of one shape, got {list(pred.shape)} and {list(target.shape)}")
+        raise ValueError(f"expected two images (B, C, H, W) of one shape, got {list(pred.shape)} and {list(target.shape)}")
     if min(pred.shape[-2:]) < SSIM_WINDOW:
         raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW} x {SSIM_WINDOW} pixels, got {list(pred.shape[-2:])}")
     return msssim_ssim(pred, target, data_range=1.0, size_average=True, win_size=SSIM_WINDOW, win_sigma=SSIM_SIGMA)
 
 
 def lpips_distance(pred: Tensor, target: Tensor, lpips_fn) -> Tensor:
-    """Mean LPIPS of images [B, 3, H, W] in [0, 1] with `lpips_fn` (e.g. LPIPSVGG) taking [-1, 1] images."""
+    """Mean LPIPS of images (B, 3, H, W) in [0, 1] with `lpips_fn` (e.g. LPIPSVGG) taking [-1, 1] images."""
     return lpips_fn(pred * 2 - 1, target * 2 - 1).mean()
 
 
@@ -71,9 +71,9 @@ def opacity_regularizer(gaussians: Sequence[Gaussians]) -> Tensor:
 
 
 def composite_target(image: Tensor, alpha: Tensor, background: Tensor) -> Tensor:
-    """image [B, 3, H, W] * alpha [B, H, W] + (1 - alpha) * background [B, 3]."""
+    """image (B, 3, H, W) * alpha (B, H, W) + (1 - alpha) * background (B, 3)."""
     if alpha.shape != (image.shape[0], *image.shape[2:]) or background.shape != image.shape[:2]:
-        raise ValueError(f"expected alpha [B, H, W] and background [B, 3] for image {list(image.shape)}, got "
+        raise ValueError(f"expected alpha (B, H, W) and background (B, 3) for image {list(image.shape)}, got "
                          f"{list(alpha.shape)} and {list(background.shape)}")
     a = alpha[:, None]  # (B, 1, H, W)
     return image * a + (1 - a) * background[:, :, None, None]
@@ -81,12 +81,12 @@ def composite_target(image: Tensor, alpha: Tensor, background: Tensor) -> Tensor
 
 def render_views(gaussians: Sequence[Gaussians], cameras: Sequence[Cameras], backgrounds: Tensor,
                  eps2d: float = 0.1, antialiased: bool = True, backend: str = "auto") -> Tensor:
-    """Render object b in its cameras b: images [B, C, 3, H, W]; backgrounds [B, C, 3].
+    """Render object b in its cameras b: images (B, C, 3, H, W); backgrounds (B, C, 3).
 
     The defaults are TRELLIS's Mip-Splatting 2D filter (`SLatGaussianDecoder.render_kwargs`).
     """
     if len(gaussians) != len(cameras) or backgrounds.shape[:2] != (len(cameras), len(cameras[0])):
-        raise ValueError(f"need one Cameras per object and backgrounds [B, C, 3]; got {len(gaussians)} objects, "
+        raise ValueError(f"need one Cameras per object and backgrounds (B, C, 3); got {len(gaussians)} objects, "
                          f"{len(cameras)} camera sets, backgrounds {list(backgrounds.shape)}")
     images = []
     for g, cams, bg in zip(gaussians, cameras, backgrounds):

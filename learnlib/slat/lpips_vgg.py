@@ -81,7 +81,7 @@ def _unit_channels(x: Tensor, eps: float = 1e-10) -> Tensor:
 
 
 class LPIPSVGG(nn.Module):
-    """LPIPS-VGG distance [B] between images [B, 3, H, W] in [-1, 1]. Frozen, eval mode.
+    """LPIPS-VGG distance [B] between images (B, 3, H, W) in [-1, 1]. Frozen, eval mode.
 
     Args:
         backbone_path: torchvision VGG16 weights file (default: $LEARNLIB_VGG16_WEIGHTS); None with
@@ -114,7 +114,7 @@ class LPIPSVGG(nn.Module):
 
     def forward(self, x0: Tensor, x1: Tensor) -> Tensor:
         if x0.shape != x1.shape or x0.dim() != 4 or x0.shape[1] != 3:
-            raise ValueError(f"expected two images [B, 3, H, W] of one shape, got {list(x0.shape)} and {list(x1.shape)}")
+            raise ValueError(f"expected two images (B, 3, H, W) of one shape, got {list(x0.shape)} and {list(x1.shape)}")
         f0 = self.net.stages((x0 - self.shift) / self.scale)
         f1 = self.net.stages((x1 - self.shift) / self.scale)
         total = 0.0

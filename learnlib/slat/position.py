@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 
 class AbsolutePositionEmbedder(nn.Module):
-    """Sinusoidal embedding [N, channels] of integer positions [N, in_channels].
+    """Sinusoidal embedding (N, channels) of integer positions (N, in_channels).
 
     Each axis gets `channels // in_channels // 2` frequencies 10000^(-k / F), k = 0..F-1, laid out
     per axis as [sin(p f_0..f_{F-1}), cos(p f_0..f_{F-1})]; axes follow each other and the channels
@@ -24,7 +24,7 @@ class AbsolutePositionEmbedder(nn.Module):
 
     def forward(self, positions: Tensor) -> Tensor:
         if positions.dim() != 2 or positions.shape[1] != self.in_channels:
-            raise ValueError(f"positions must have shape [N, {self.in_channels}], got {tuple(positions.shape)}")
+            raise ValueError(f"positions must have shape (N, {self.in_channels}), got {tuple(positions.shape)}")
         n = positions.shape[0]
         exponents = torch.arange(self.freq_dim, dtype=torch.float32, device=positions.device) / self.freq_dim
         freqs = 1.0 / (10000.0 ** exponents)  # (F,)

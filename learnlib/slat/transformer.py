@@ -17,13 +17,13 @@ from learnlib.sparse import SparseTensor
 def check_voxels(x: SparseTensor, resolution: int, in_channels: int, what: str) -> SparseTensor:
     """`x` with its resolution set, after checking what a structured latent model needs of its input.
 
-    Features [N, in_channels]; coordinates int32 (batch, x, y, z) with x, y, z in [0, resolution);
+    Features (N, in_channels); coordinates int32 (batch, x, y, z) with x, y, z in [0, resolution);
     rows of one object contiguous and objects in increasing order; every object has a voxel.
     """
     if not isinstance(x, SparseTensor):
         raise TypeError(f"{what} expects a learnlib.sparse.SparseTensor, got {type(x).__name__}")
     if x.feats.dim() != 2 or x.feats.shape[1] != in_channels:
-        raise ValueError(f"{what} expects features [N, {in_channels}], got {list(x.feats.shape)}")
+        raise ValueError(f"{what} expects features (N, {in_channels}), got {tuple(x.feats.shape)}")
     coords = x.coords
     if coords.shape[0] == 0:
         raise ValueError(f"{what} got no voxels at all; every object needs at least one voxel")
@@ -91,7 +91,7 @@ class SparseSwinTransformer(nn.Module):
                     nn.init.zeros_(module.bias)
 
     def trunk(self, x: SparseTensor) -> SparseTensor:
-        """Features [N, model_channels] after the blocks and the final affine-free LayerNorm."""
+        """Features (N, model_channels) after the blocks and the final affine-free LayerNorm."""
         h = x.replace(self.input_layer(x.feats) + self.pos_embedder(x.coords[:, 1:]))  # (N, C)
         for block in self.blocks:
             h = block(h)

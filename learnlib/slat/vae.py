@@ -29,8 +29,8 @@ TINY_IN_CHANNELS = 32
 
 @dataclass
 class SLatVAEOutput:
-    """gaussians: one `Gaussians` per object; latent: the sampled SparseTensor [N, latent];
-    mean, logvar: [N, latent] posterior; kl: the scalar `diagonal_gaussian_kl`."""
+    """gaussians: one `Gaussians` per object; latent: the sampled SparseTensor (N, latent);
+    mean, logvar: (N, latent) posterior; kl: the scalar `diagonal_gaussian_kl`."""
 
     gaussians: list[Gaussians]
     latent: SparseTensor

@@ -33,10 +33,10 @@ def _offsets(kernel_size: int, dilation: int, device: torch.device) -> Tensor:
 
 
 def submanifold_neighbors(coords: Tensor, kernel_size: int = 3, dilation: int = 1) -> Tensor:
-    """Neighbour map [N, K^3] of voxels `coords` [N, 4]: the row of the voxel at offset k
+    """Neighbour map [N, K^3] of voxels `coords` (N, 4): the row of the voxel at offset k
     of voxel i, or N where that neighbour is inactive (index of an appended zero row)."""
     if coords.dim() != 2 or coords.shape[1] != 4:
-        raise ValueError(f"coords must have shape [N, 4] (batch, x, y, z), got {tuple(coords.shape)}")
+        raise ValueError(f"coords must have shape (N, 4) (batch, x, y, z), got {tuple(coords.shape)}")
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"submanifold convolution needs an odd kernel_size, got {kernel_size}")
     n = coords.shape[0]
@@ -70,14 +70,14 @@ def sparse_neighbors(x: SparseTensor, kernel_size: int = 3, dilation: int = 1) -
 def submanifold_conv3d(
     feats: Tensor, neighbors: Tensor, weight: Tensor, bias: Tensor | None = None,
 ) -> Tensor:
-    """Submanifold conv: feats [N, Cin], neighbour map [N, K^3], weight [Cout, Cin, K, K, K] -> [N, Cout].
+    """Submanifold conv: feats (N, Cin), neighbour map [N, K^3], weight (Cout, Cin, K, K, K) -> (N, Cout).
 
     Gathers each kernel offset's neighbour features and accumulates one matmul per offset.
     """
     cout, cin = weight.shape[:2]
     kvol = math.prod(weight.shape[2:])
     if feats.dim() != 2 or feats.shape[1] != cin:
-        raise ValueError(f"feats must have shape [N, {cin}], got {tuple(feats.shape)}")
+        raise ValueError(f"feats must have shape (N, {cin}), got {tuple(feats.shape)}")
     if neighbors.shape != (feats.shape[0], kvol):
         raise ValueError(f"neighbors must have shape {(feats.shape[0], kvol)}, got {tuple(neighbors.shape)}")
     padded = torch.cat([feats, feats.new_zeros(1, cin)])  # (N+1, Cin): row N is the missing neighbour
@@ -99,7 +99,7 @@ def _spconv_available() -> bool:
 
 
 class SubMConv3d(nn.Module):
-    """Submanifold 3D convolution on a SparseTensor [N, in_channels] -> [N, out_channels].
+    """Submanifold 3D convolution on a SparseTensor (N, in_channels) -> (N, out_channels).
 
     weight: [out, in, k, k, k] (the nn.Conv3d layout); backend "torch", "spconv" or
     "auto" (spconv when installed). A tensor with 0 voxels gives 0 voxels with out_channels
@@ -124,7 +124,7 @@ class SubMConv3d(nn.Module):
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         if x.feats.dim() != 2 or x.feats.shape[1] != self.in_channels:
-            raise ValueError(f"expected feats [N, {self.in_channels}], got {tuple(x.feats.shape)}")
+            raise ValueError(f"expected feats (N, {self.in_channels}), got {tuple(x.feats.shape)}")
         backend = self.backend
         if backend == "auto":
             backend = "spconv" if _spconv_available() else "torch"

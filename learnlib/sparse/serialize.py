@@ -40,9 +40,9 @@ def _compact(v: Tensor) -> Tensor:
 
 
 def morton_encode(xyz: Tensor) -> Tensor:
-    """Morton codes (N,) int64 of integer points xyz [N, 3] with 0 <= coordinate < 2**16."""
+    """Morton codes (N,) int64 of integer points xyz (N, 3) with 0 <= coordinate < 2**16."""
     if xyz.dim() != 2 or xyz.shape[1] != 3:
-        raise ValueError(f"xyz must have shape [N, 3], got {tuple(xyz.shape)}")
+        raise ValueError(f"xyz must have shape (N, 3), got {tuple(xyz.shape)}")
     v = xyz.long()
     if v.numel() and (v.min() < 0 or v.max() >= 2**MORTON_BITS):
         raise ValueError(f"Morton coordinates must lie in [0, {2**MORTON_BITS})")
@@ -50,7 +50,7 @@ def morton_encode(xyz: Tensor) -> Tensor:
 
 
 def morton_decode(codes: Tensor) -> Tensor:
-    """Points [N, 3] int64 of Morton codes (N,): the inverse of morton_encode."""
+    """Points (N, 3) int64 of Morton codes (N,): the inverse of morton_encode."""
     codes = codes.long()
     return torch.stack([_compact(codes >> 2), _compact(codes >> 1), _compact(codes)], dim=1)  # (N, 3)
 
@@ -58,7 +58,7 @@ def morton_decode(codes: Tensor) -> Tensor:
 def serialize(coords: Tensor) -> Tensor:
     """Sort keys (N,) int64 of voxels (batch, x, y, z): batch in the high bits, Morton code below."""
     if coords.dim() != 2 or coords.shape[1] != 4:
-        raise ValueError(f"coords must have shape [N, 4] (batch, x, y, z), got {tuple(coords.shape)}")
+        raise ValueError(f"coords must have shape (N, 4) (batch, x, y, z), got {tuple(coords.shape)}")
     return (coords[:, 0].long() << (3 * MORTON_BITS)) | morton_encode(coords[:, 1:])
 
 

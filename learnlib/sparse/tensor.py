@@ -1,7 +1,7 @@
 """SparseTensor: features on the active voxels of a batch of 3D grids.
 
 A sparse tensor stores only the occupied voxels: `feats` holds one row per voxel
-(any trailing shape, e.g. [N, C] or [N, 3, H, D]) and `coords` holds the voxel's
+(any trailing shape, e.g. (N, C) or (N, 3, H, D)) and `coords` holds the voxel's
 (batch, x, y, z) as int32. Rows of one batch are contiguous and batches appear in
 increasing order, so batch b is the slice `layout[b]` of both tensors.
 
@@ -38,7 +38,7 @@ def _as_resolution(resolution: int | Sequence[int] | None) -> tuple[int, int, in
 
 
 def voxel_keys(coords: Tensor, sizes: Sequence[int]) -> Tensor:
-    """Int64 key (N,) of voxels (batch, x, y, z) [N, 4] with 0 <= x, y, z < sizes.
+    """Int64 key (N,) of voxels (batch, x, y, z) (N, 4) with 0 <= x, y, z < sizes.
 
     Distinct voxels get distinct keys, and the keys sort like the voxels (batch first, then x, y, z).
     """
@@ -47,7 +47,7 @@ def voxel_keys(coords: Tensor, sizes: Sequence[int]) -> Tensor:
 
 
 def voxels_from_keys(keys: Tensor, sizes: Sequence[int]) -> Tensor:
-    """Inverse of `voxel_keys`: coords [N, 4] int64."""
+    """Inverse of `voxel_keys`: coords (N, 4) int64."""
     sx, sy, sz = sizes
     z = keys % sz
     y = (keys // sz) % sy
@@ -71,11 +71,11 @@ def _first_duplicate(coords: Tensor, sizes: Sequence[int]) -> tuple[int, int, in
 
 
 class SparseTensor:
-    """Features `feats` [N, ...] on voxels `coords` int32 [N, 4] = (batch, x, y, z).
+    """Features `feats` (N, ...) on voxels `coords` int32 (N, 4) = (batch, x, y, z).
 
     Args:
-        feats: [N, ...] features, one row per active voxel.
-        coords: int32 [N, 4] (batch, x, y, z); batches contiguous and sorted, x, y, z >= 0,
+        feats: (N, ...) features, one row per active voxel.
+        coords: int32 (N, 4) (batch, x, y, z); batches contiguous and sorted, x, y, z >= 0,
             no voxel twice (merge repeated voxels with `SparseTensor.coalesce`).
         resolution: optional grid size (int or 3 ints); coordinates must lie in [0, resolution).
         batch_size: number of batches (default: last batch id + 1); trailing empty batches allowed.
@@ -97,12 +97,12 @@ class SparseTensor:
         validate: bool = True,
     ) -> None:
         if coords.dim() != 2 or coords.shape[1] != 4:
-            raise ValueError(f"coords must have shape [N, 4] (batch, x, y, z), got {tuple(coords.shape)}")
+            raise ValueError(f"coords must have shape (N, 4) (batch, x, y, z), got {tuple(coords.shape)}")
         if coords.dtype != torch.int32:
             raise ValueError(f"coords must be int32, got {coords.dtype}; convert with coords.int()")
         if feats.dim() < 1 or feats.shape[0] != coords.shape[0]:
             raise ValueError(
-                f"feats must have shape [N, ...] with N = {coords.shape[0]} rows like coords, "
+                f"feats must have shape (N, ...) with N = {coords.shape[0]} rows like coords, "
                 f"got {tuple(feats.shape)}"
             )
         if feats.device != coords.device:
@@ -228,7 +228,7 @@ class SparseTensor:
         )
 
     def batch_broadcast(self, values: Tensor) -> Tensor:
-        """Expand per-batch values [B, ...] to per-voxel values [N, ...]."""
+        """Expand per-batch values (B, ...) to per-voxel values (N, ...)."""
         if values.shape[0] != self.batch_size:
             raise ValueError(f"expected per-batch values [{self.batch_size}, ...], got {tuple(values.shape)}")
         return values[self.coords[:, 0].long()]  # (N, ...)
@@ -315,12 +315,12 @@ class SparseTensor:
 
     @staticmethod
     def from_dense(dense: Tensor, mask: Tensor | None = None) -> SparseTensor:
-        """Sparse tensor of the voxels of `dense` [B, C, X, Y, Z] where `mask` [B, X, Y, Z] is true.
+        """Sparse tensor of the voxels of `dense` (B, C, X, Y, Z) where `mask` (B, X, Y, Z) is true.
 
         Without a mask, a voxel is active where any channel is nonzero.
         """
         if dense.dim() != 5:
-            raise ValueError(f"dense must have shape [B, C, X, Y, Z], got {tuple(dense.shape)}")
+            raise ValueError(f"dense must have shape (B, C, X, Y, Z), got {tuple(dense.shape)}")
         b, _, x, y, z = dense.shape
         if mask is None:
             mask = (dense != 0).any(dim=1)  # (B, X, Y, Z)
@@ -341,7 +341,7 @@ class SparseTensor:
         resolution: int | Sequence[int] | None = None,
         batch_size: int | None = None,
     ) -> SparseTensor:
-        """Sparse tensor of `feats` [N, ...] on `coords` int32 [N, 4] with repeated voxels merged.
+        """Sparse tensor of `feats` (N, ...) on `coords` int32 (N, 4) with repeated voxels merged.
 
         The rows of one voxel become one row holding the mean or the sum (`reduce`) of their
         features. Rows come out sorted by (batch, x, y, z), so the input rows may be in any order.
@@ -349,9 +349,9 @@ class SparseTensor:
         if reduce not in ("mean", "sum"):
             raise ValueError(f"reduce must be 'mean' or 'sum', got {reduce!r}")
         if coords.dim() != 2 or coords.shape[1] != 4 or coords.dtype != torch.int32:
-            raise ValueError(f"coords must be int32 [N, 4] (batch, x, y, z), got {coords.dtype} {tuple(coords.shape)}")
+            raise ValueError(f"coords must be int32 (N, 4) (batch, x, y, z), got {coords.dtype} {tuple(coords.shape)}")
         if feats.dim() < 1 or feats.shape[0] != coords.shape[0]:
-            raise ValueError(f"feats must have shape [N, ...] with N = {coords.shape[0]}, got {tuple(feats.shape)}")
+            raise ValueError(f"feats must have shape (N, ...) with N = {coords.shape[0]}, got {tuple(feats.shape)}")
         if coords.shape[0] == 0:
             return SparseTensor(feats, coords, resolution=resolution, batch_size=batch_size)
         if bool((coords < 0).any()):
@@ -393,7 +393,7 @@ def sparse_cat(tensors: Sequence[SparseTensor], dim: int = 0) -> SparseTensor:
 
 def random_coords(batch_size: int, count: int, resolution: int, generator: torch.Generator | None = None,
                   sort: bool = False) -> Tensor:
-    """Distinct random voxels int32 [N, 4] = (batch, x, y, z): min(count, resolution³) per batch,
+    """Distinct random voxels int32 (N, 4) = (batch, x, y, z): min(count, resolution³) per batch,
     batches contiguous; in random order within a batch unless `sort`."""
     rows = []
     for b in range(batch_size):

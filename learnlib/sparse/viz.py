@@ -13,12 +13,12 @@ _AXES = "xyz"
 
 def _xyz(coords: Tensor) -> np.ndarray:
     if coords.dim() != 2 or coords.shape[1] not in (3, 4):
-        raise ValueError(f"coords must have shape [N, 3] or [N, 4] (batch, x, y, z), got {tuple(coords.shape)}")
+        raise ValueError(f"coords must have shape (N, 3) or (N, 4) (batch, x, y, z), got {tuple(coords.shape)}")
     return coords[:, -3:].cpu().numpy()
 
 
 def plot_voxels(coords: Tensor, colors=None, up: str = "z", ax=None, title: str = "", size: float = 4.0):
-    """3D scatter of the voxel centres `coords` [N, 3] or [N, 4]; the axis `up` is drawn vertically."""
+    """3D scatter of the voxel centres `coords` (N, 3) or (N, 4); the axis `up` is drawn vertically."""
     if up not in _AXES:
         raise ValueError(f"up must be 'x', 'y' or 'z', got {up!r}")
     xyz = _xyz(coords)
@@ -73,9 +73,9 @@ def plot_window_slice(
 
 
 def plot_curve(points: Tensor, chunks: Tensor | None = None, ax=None, title: str = "", cmap: str = "tab10"):
-    """A polyline through 2D `points` [M, 2] in the given order, segments coloured by `chunks` (M,)."""
+    """A polyline through 2D `points` (M, 2) in the given order, segments coloured by `chunks` (M,)."""
     if points.dim() != 2 or points.shape[1] != 2:
-        raise ValueError(f"points must have shape [M, 2], got {tuple(points.shape)}")
+        raise ValueError(f"points must have shape (M, 2), got {tuple(points.shape)}")
     p = points.cpu().numpy().astype(float)
     chunk = np.zeros(len(p), dtype=int) if chunks is None else chunks.cpu().numpy()
     segments = np.stack([p[:-1], p[1:]], axis=1)  # (M-1, 2, 2)
@@ -92,6 +92,6 @@ def plot_curve(points: Tensor, chunks: Tensor | None = None, ax=None, title: str
 
 
 def slice_points(coords: Tensor, axis: int, index: int) -> tuple[Tensor, Tensor]:
-    """Rows (M,) of the voxels on the plane `axis` = `index` and their in-plane coordinates [M, 2]."""
+    """Rows (M,) of the voxels on the plane `axis` = `index` and their in-plane coordinates (M, 2)."""
     keep, uv = _slice(coords, axis, index)
     return torch.from_numpy(keep), torch.from_numpy(uv)

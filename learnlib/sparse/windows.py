@@ -60,7 +60,7 @@ def _triple(value: int | Sequence[int], name: str) -> tuple[int, int, int]:
 
 def _check(coords: Tensor, window_size: tuple[int, ...], shift: tuple[int, ...]) -> None:
     if coords.dim() != 2 or coords.shape[1] != 4:
-        raise ValueError(f"coords must have shape [N, 4] (batch, x, y, z), got {tuple(coords.shape)}")
+        raise ValueError(f"coords must have shape (N, 4) (batch, x, y, z), got {tuple(coords.shape)}")
     if min(window_size) < 1:
         raise ValueError(f"window_size must be >= 1, got {window_size}")
     if min(shift) < 0 or any(s >= w for s, w in zip(shift, window_size)):
@@ -114,7 +114,7 @@ def window_partition(
     shift: int | Sequence[int] = 0,
     resolution: int | Sequence[int] | None = None,
 ) -> WindowPartition:
-    """Shifted-window partition of voxels `coords` int [N, 4] = (batch, x, y, z), vectorized.
+    """Shifted-window partition of voxels `coords` int (N, 4) = (batch, x, y, z), vectorized.
 
     A voxel at p lies in window floor((p + shift) / window_size) of its batch; x, y, z must be
     >= 0 (and below `resolution` when given, as a SparseTensor guarantees). Host syncs:

@@ -75,7 +75,7 @@ def camera_to_world(viewmats: Tensor) -> Tensor:
 
 def intrinsics_from_fov(fov_x: float, width: int, height: int, fov_y: float | None = None,
                         dtype=torch.float32) -> Tensor:
-    """Pixel intrinsics K [3, 3] for horizontal field of view `fov_x` (radians).
+    """Pixel intrinsics K (3, 3) for horizontal field of view `fov_x` (radians).
 
     Without `fov_y` the pixels are square (fy = fx); the principal point is the image centre.
     """
@@ -108,7 +108,7 @@ def pixel_to_normalized_intrinsics(K: Tensor, width: int, height: int) -> Tensor
 def project_points(points: Tensor, viewmat: Tensor, K: Tensor) -> tuple[Tensor, Tensor]:
     """Pixel positions [..., 2] and depths [...] of world points [..., 3] seen by one camera."""
     if points.shape[-1] != 3 or viewmat.shape != (4, 4):
-        raise ValueError(f"expected points [..., 3] and viewmat [4, 4], got {tuple(points.shape)}, "
+        raise ValueError(f"expected points [..., 3] and viewmat (4, 4), got {tuple(points.shape)}, "
                          f"{tuple(viewmat.shape)}")
     _check_K(K)
     cam = points @ viewmat[:3, :3].T + viewmat[:3, 3]  # (..., 3)
@@ -161,7 +161,7 @@ def sphere_hammersley(num_samples: int, offset: Sequence[float] = (0.0, 0.0)) ->
 
 @dataclass
 class Cameras:
-    """A batch of C pinhole cameras: view matrices [C, 4, 4], pixel intrinsics [C, 3, 3], image size."""
+    """A batch of C pinhole cameras: view matrices (C, 4, 4), pixel intrinsics (C, 3, 3), image size."""
 
     viewmats: Tensor
     Ks: Tensor
@@ -170,7 +170,7 @@ class Cameras:
 
     def __post_init__(self) -> None:
         if self.viewmats.dim() != 3 or self.viewmats.shape[1:] != (4, 4):
-            raise ValueError(f"viewmats must be [C, 4, 4], got {tuple(self.viewmats.shape)}")
+            raise ValueError(f"viewmats must be (C, 4, 4), got {tuple(self.viewmats.shape)}")
         if self.Ks.shape != (self.viewmats.shape[0], 3, 3):
             raise ValueError(f"Ks must be [{self.viewmats.shape[0]}, 3, 3], got {tuple(self.Ks.shape)}")
 

@@ -69,7 +69,7 @@ def color_by_normals(mesh):
 
 def mesh_targets(mesh, cameras: Cameras, supersample: int = 4, background=(1.0, 1.0, 1.0),
                  shading: bool = False) -> Tensor:
-    """Anti-aliased renders [C, H, W, 3] of a trimesh mesh (its vertex colours, unshaded by default):
+    """Anti-aliased renders (C, H, W, 3) of a trimesh mesh (its vertex colours, unshaded by default):
     `learnlib.data.mesh_render.render_views` at `supersample` times the resolution, box-filtered down."""
     from learnlib.data.mesh_render import render_views
 
@@ -84,13 +84,13 @@ def mesh_targets(mesh, cameras: Cameras, supersample: int = 4, background=(1.0, 
 def _check_views(images: Tensor, cameras: Cameras, what: str) -> None:
     expected = (len(cameras), cameras.height, cameras.width, 3)
     if tuple(images.shape) != expected:
-        raise ValueError(f"{what} must be [C, H, W, 3] = {list(expected)} for these cameras, "
+        raise ValueError(f"{what} must be (C, H, W, 3) = {list(expected)} for these cameras, "
                          f"got {list(images.shape)}")
 
 
 @torch.no_grad()
 def render_images(gaussians: Gaussians, cameras: Cameras, background=(1.0, 1.0, 1.0), chunk: int = 8) -> Tensor:
-    """Images [C, H, W, 3] of `gaussians` seen by every camera (no gradients), over `background`."""
+    """Images (C, H, W, 3) of `gaussians` seen by every camera (no gradients), over `background`."""
     out = []
     for start in range(0, len(cameras), chunk):
         cams = cameras[list(range(start, min(start + chunk, len(cameras))))]
@@ -105,9 +105,9 @@ def fit_gaussians(images: Tensor, cameras: Cameras, init: Gaussians | Tensor, st
                   eval_images: Tensor | None = None, eval_cameras: Cameras | None = None,
                   eval_every: int = 50, init_opacity: float = 0.5, means_lr_final: float = 0.1,
                   seed: int | None = None, progress: bool = True) -> tuple[Gaussians, FitHistory]:
-    """Optimize Gaussians so that their renders match `images` [C, H, W, 3] seen by `cameras`.
+    """Optimize Gaussians so that their renders match `images` (C, H, W, 3) seen by `cameras`.
 
-    `init` is either `Gaussians` (copied, then optimized) or points [N, 3] (isotropic grey
+    `init` is either `Gaussians` (copied, then optimized) or points (N, 3) (isotropic grey
     Gaussians of opacity `init_opacity`, sized by the nearest-neighbour distance). Each step renders
     `batch_views` random training views over `background` and takes one Adam step on the mean L1
     error; `lrs` overrides entries of DEFAULT_LRS, and the means' rate decays exponentially to
@@ -135,7 +135,7 @@ def fit_gaussians(images: Tensor, cameras: Cameras, init: Gaussians | Tensor, st
         gaussians = init.to(torch.float32)
     else:
         if init.dim() != 2 or init.shape[1] != 3:
-            raise ValueError(f"init must be Gaussians or points [N, 3], got {tuple(init.shape)}")
+            raise ValueError(f"init must be Gaussians or points (N, 3), got {tuple(init.shape)}")
         gaussians = Gaussians.from_points(init.float(), opacity=init_opacity)
     gaussians.requires_grad_(True)
     rates = {**DEFAULT_LRS, **(lrs or {})}

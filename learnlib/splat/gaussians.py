@@ -54,8 +54,8 @@ _IDENTITY_QUAT = (1.0, 0.0, 0.0, 0.0)
 
 @dataclass
 class Gaussians:
-    """N Gaussians: raw_means [N, 3], raw_scales [N, 3], raw_quats [N, 4], raw_opacities [N, 1],
-    sh_dc [N, 3]; the activated values are the properties `means`, `scales`, `quats`, `opacities`,
+    """N Gaussians: raw_means (N, 3), raw_scales (N, 3), raw_quats (N, 4), raw_opacities (N, 1),
+    sh_dc (N, 3); the activated values are the properties `means`, `scales`, `quats`, `opacities`,
     `colors`. The raw tensors may be leaf parameters (fit a scene) or a network's outputs.
     """
 
@@ -86,19 +86,19 @@ class Gaussians:
     # --- activations -------------------------------------------------------------------------
     @property
     def means(self) -> Tensor:
-        """Centres [N, 3] (the raw means are used as they are)."""
+        """Centres (N, 3) (the raw means are used as they are)."""
         return self.raw_means
 
     @property
     def scales(self) -> Tensor:
-        """Standard deviations along the three local axes [N, 3], all > min_kernel_size."""
+        """Standard deviations along the three local axes (N, 3), all > min_kernel_size."""
         bias = float(inverse_softplus(self.scaling_bias))
         s = F.softplus(self.raw_scales + bias)
         return torch.sqrt(s * s + self.min_kernel_size ** 2)
 
     @property
     def quats(self) -> Tensor:
-        """Unit wxyz quaternions [N, 4]."""
+        """Unit wxyz quaternions (N, 4)."""
         return normalize_quats(self.raw_quats + self.raw_quats.new_tensor(_IDENTITY_QUAT))
 
     @property
@@ -108,11 +108,11 @@ class Gaussians:
 
     @property
     def colors(self) -> Tensor:
-        """RGB [N, 3] from the degree-0 SH coefficients (not clamped)."""
+        """RGB (N, 3) from the degree-0 SH coefficients (not clamped)."""
         return sh_to_rgb(self.sh_dc)
 
     def covariances(self) -> Tensor:
-        """3D covariances [N, 3, 3] = R S S^T R^T."""
+        """3D covariances (N, 3, 3) = R S S^T R^T."""
         return covariance_3d(self.quats, self.scales)
 
     # --- construction ------------------------------------------------------------------------
@@ -136,14 +136,14 @@ class Gaussians:
     def from_points(cls, points: Tensor, colors: Tensor | None = None, scale: float | None = None,
                     opacity: float = 0.1, scaling_bias: float = 0.01, opacity_bias: float = 0.1,
                     min_kernel_size: float = 0.0) -> Gaussians:
-        """Isotropic Gaussians at points [N, 3] with optional colours [N, 3] (default grey).
+        """Isotropic Gaussians at points (N, 3) with optional colours (N, 3) (default grey).
 
         `scale` defaults to the mean distance to the nearest other point (so neighbours
         overlap), computed exactly in blocks; a single point gets `scaling_bias`. Points must be
         finite (one NaN would make every scale NaN).
         """
         if points.dim() != 2 or points.shape[1] != 3:
-            raise ValueError(f"points must be [N, 3], got {tuple(points.shape)}")
+            raise ValueError(f"points must be (N, 3), got {tuple(points.shape)}")
         n = len(points)
         if colors is not None and colors.shape != (n, 3):
             raise ValueError(f"colors must be [{n}, 3], got {tuple(colors.shape)}")

@@ -59,7 +59,7 @@ def covariance_3d(quats: Tensor, scales: Tensor) -> Tensor:
 
 
 def world_to_camera(means: Tensor, covars: Tensor, viewmats: Tensor) -> tuple[Tensor, Tensor]:
-    """Means [C, N, 3] and covariances [C, N, 3, 3] in the frames of C view matrices [C, 4, 4]."""
+    """Means (C, N, 3) and covariances (C, N, 3, 3) in the frames of C view matrices (C, 4, 4)."""
     R = viewmats[:, :3, :3]  # (C, 3, 3)
     t = viewmats[:, :3, 3]  # (C, 3)
     means_c = torch.einsum("cij,nj->cni", R, means) + t.unsqueeze(1)  # (C, N, 3)
@@ -69,7 +69,7 @@ def world_to_camera(means: Tensor, covars: Tensor, viewmats: Tensor) -> tuple[Te
 
 def perspective_jacobian(means_c: Tensor, Ks: Tensor, width: int | None = None,
                          height: int | None = None) -> Tensor:
-    """Jacobians [C, N, 2, 3] of the pinhole projection at camera-space means [C, N, 3].
+    """Jacobians (C, N, 2, 3) of the pinhole projection at camera-space means (C, N, 3).
 
     With an image size, x / z and y / z are clamped to 1.3x the field of view (as in 3DGS and
     gsplat) so that Gaussians far off-screen do not get huge footprints.
@@ -87,7 +87,7 @@ def perspective_jacobian(means_c: Tensor, Ks: Tensor, width: int | None = None,
 
 
 def project_means(means_c: Tensor, Ks: Tensor) -> Tensor:
-    """Pixel positions [C, N, 2] of camera-space means [C, N, 3]."""
+    """Pixel positions (C, N, 2) of camera-space means (C, N, 3)."""
     uv = means_c[..., :2] / means_c[..., 2:3]  # (C, N, 2)
     focal = torch.stack([Ks[:, 0, 0], Ks[:, 1, 1]], dim=-1).unsqueeze(1)  # (C, 1, 2)
     centre = Ks[:, :2, 2].unsqueeze(1)  # (C, 1, 2)
@@ -141,9 +141,9 @@ class ProjectedGaussian(NamedTuple):
 
 def project_gaussian(mean: Tensor, cov3d: Tensor, viewmat: Tensor, K: Tensor, eps2d: float = 0.3,
                      width: int | None = None, height: int | None = None) -> ProjectedGaussian:
-    """Project one Gaussian (mean [3], covariance [3, 3]) through one camera (viewmat [4, 4], K [3, 3])."""
+    """Project one Gaussian (mean [3], covariance (3, 3)) through one camera (viewmat (4, 4), K (3, 3))."""
     if mean.shape != (3,) or cov3d.shape != (3, 3) or viewmat.shape != (4, 4) or K.shape != (3, 3):
-        raise ValueError(f"expected mean [3], cov3d [3, 3], viewmat [4, 4], K [3, 3], got "
+        raise ValueError(f"expected mean [3], cov3d (3, 3), viewmat (4, 4), K (3, 3), got "
                          f"{tuple(mean.shape)}, {tuple(cov3d.shape)}, {tuple(viewmat.shape)}, {tuple(K.shape)}")
     means_c, covars_c = world_to_camera(mean[None], cov3d[None], viewmat[None])  # (1, 1, 3), (1, 1, 3, 3)
     J = perspective_jacobian(means_c, K[None], width, height)  # (1, 1, 2, 3)
@@ -163,7 +163,7 @@ class Projection(NamedTuple):
 
 def project_gaussians(means: Tensor, covars: Tensor, viewmats: Tensor, Ks: Tensor, width: int, height: int,
                       eps2d: float = 0.3, near_plane: float = 0.01, far_plane: float = 1e10) -> Projection:
-    """Project N Gaussians (means [N, 3], covariances [N, 3, 3]) into C cameras.
+    """Project N Gaussians (means (N, 3), covariances (N, 3, 3)) into C cameras.
 
     A Gaussian is culled (radius 0) when its depth is outside (near_plane, far_plane) or its
     3-sigma box lies entirely off-screen.

@@ -1,7 +1,7 @@
 """Differentiable Gaussian splatting: the plain PyTorch reference and the backend dispatch.
 
 `rasterize` mirrors `gsplat.rasterization` (wxyz quaternions, world -> camera view matrices
-[C, 4, 4], pixel intrinsics [C, 3, 3], channels-last outputs) and runs on any device. The
+(C, 4, 4), pixel intrinsics (C, 3, 3), channels-last outputs) and runs on any device. The
 compositing rules are gsplat's, so the two backends agree pixel for pixel up to float rounding:
 
 - a Gaussian's alpha at pixel centre p is min(ALPHA_MAX, opacity * exp(-0.5 d^T Sigma2d^-1 d));
@@ -104,7 +104,7 @@ def intersect_pixels(means2d: Tensor, conics: Tensor, opacities: Tensor, radii: 
                      ) -> tuple[Tensor, Tensor]:
     """(Gaussian index, pixel index) pairs [P] where a Gaussian's alpha reaches ALPHA_MIN.
 
-    Inputs are flat over cameras (means2d [M, 2], conics [M, 3], opacities [M], radii [M],
+    Inputs are flat over cameras (means2d (M, 2), conics (M, 3), opacities [M], radii [M],
     depths [M]); Gaussian m belongs to camera m // num_per_camera (default: one camera), and pixel
     ids are camera * H * W + y * W + x.
     The pairs come sorted by pixel and, within a pixel, front to back.
@@ -182,19 +182,19 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks) -> None
     C = viewmats.shape[0] if viewmats.dim() == 3 else -1
     problems = []
     if means.dim() != 2 or means.shape[1] != 3:
-        problems.append(f"means [N, 3], got {tuple(means.shape)}")
+        problems.append(f"means (N, 3), got {tuple(means.shape)}")
     if quats.shape != (N, 4):
-        problems.append(f"quats [N, 4] (wxyz), got {tuple(quats.shape)}")
+        problems.append(f"quats (N, 4) (wxyz), got {tuple(quats.shape)}")
     if scales.shape != (N, 3):
-        problems.append(f"scales [N, 3], got {tuple(scales.shape)}")
+        problems.append(f"scales (N, 3), got {tuple(scales.shape)}")
     if opacities.shape != (N,):
         problems.append(f"opacities [N], got {tuple(opacities.shape)}")
     if not (colors.dim() == 2 and colors.shape[0] == N) and not (colors.dim() == 3 and colors.shape[:2] == (C, N)):
-        problems.append(f"colors [N, D] or [C, N, D], got {tuple(colors.shape)}")
+        problems.append(f"colors (N, D) or (C, N, D), got {tuple(colors.shape)}")
     if viewmats.dim() != 3 or viewmats.shape[1:] != (4, 4):
-        problems.append(f"viewmats [C, 4, 4], got {tuple(viewmats.shape)}")
+        problems.append(f"viewmats (C, 4, 4), got {tuple(viewmats.shape)}")
     if Ks.shape != (C, 3, 3):
-        problems.append(f"Ks [C, 3, 3], got {tuple(Ks.shape)}")
+        problems.append(f"Ks (C, 3, 3), got {tuple(Ks.shape)}")
     if problems:
         raise ValueError("rasterize expects " + "; ".join(problems))
 
@@ -290,10 +290,10 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
     """Render N 3D Gaussians into C cameras.
 
     Args:
-        means [N, 3], quats [N, 4] (wxyz, normalized here), scales [N, 3], opacities [N] in [0, 1],
-        colors [N, D] or [C, N, D]; viewmats [C, 4, 4] world -> camera (x right, y down, z forward);
-        Ks [C, 3, 3] pixel intrinsics; eps2d: screen-space blur added to the 2D covariance;
-        backgrounds [C, D]; antialiased: multiply opacities by the Mip-Splatting compensation;
+        means (N, 3), quats (N, 4) (wxyz, normalized here), scales (N, 3), opacities [N] in [0, 1],
+        colors (N, D) or (C, N, D); viewmats (C, 4, 4) world -> camera (x right, y down, z forward);
+        Ks (C, 3, 3) pixel intrinsics; eps2d: screen-space blur added to the 2D covariance;
+        backgrounds (C, D); antialiased: multiply opacities by the Mip-Splatting compensation;
         render_mode: "RGB", "D" (accumulated depth), "ED" (expected depth = D / alpha),
         "RGB+D" or "RGB+ED" (depth as an extra last channel);
         backend: "torch", "gsplat" (CUDA) or "auto" (gsplat on CUDA when importable, else torch);
@@ -303,9 +303,9 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
     (naming the field and the first bad Gaussian).
 
     Returns:
-        render_colors [C, H, W, D'], render_alphas [C, H, W, 1], and an info dict with
-        means2d [C, N, 2], depths [C, N], radii [C, N] (0 = culled), conics [C, N, 3],
-        opacities [C, N] and "backend".
+        render_colors [C, H, W, D'], render_alphas (C, H, W, 1), and an info dict with
+        means2d (C, N, 2), depths (C, N), radii (C, N) (0 = culled), conics (C, N, 3),
+        opacities (C, N) and "backend".
     """
     _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks)
     if render_mode not in RENDER_MODES:
