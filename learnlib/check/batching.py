@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from learnlib.check.core import Mismatch, run_check, seeded
+from learnlib.check.core import CheckResult, Mismatch, run_check, seeded
 from learnlib.check.hints import register_hints
 from learnlib.train.batching import pack_greedy
 
@@ -50,7 +50,7 @@ MISTAKES = {
 }
 
 
-def pack_batches(fn) -> bool:
+def pack_batches(fn) -> CheckResult:
     """Check fn(sizes, order, budget) -> list of batches (lists of item indices)."""
     generator = seeded(90)
 
@@ -73,4 +73,4 @@ def pack_batches(fn) -> bool:
         return run
 
     cases = [case(5, 10), case(12, 20), case(40, 50), case(60, 7)]
-    return bool(run_check("pack_batches", cases))
+    return run_check("pack_batches", cases)
