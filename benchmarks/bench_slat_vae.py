@@ -95,8 +95,9 @@ def evaluate_mesh(model, item, train_ids, held_ids, resolution, fit_steps) -> di
 
 
 def mean_over(results: dict, names, method: str, index: int) -> float:
-    values = torch.cat([results[n][method][index] for n in names])
-    return float(values.mean()) if len(values) else float("nan")
+    if not names:
+        return float("nan")
+    return float(torch.cat([results[n][method][index] for n in names]).mean())
 
 
 def main() -> None:

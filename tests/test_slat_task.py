@@ -138,3 +138,22 @@ def test_full_slat_vae_follows_the_published_recipe():
     assert (t.lr, t.weight_decay, t.ema_decay, t.precision, t.batching) == (1e-4, 0.0, 0.9999, "bf16", "budget")
     assert cfg.data.max_voxels == 32768 and cfg.model.use_checkpoint is True
     assert cfg.task.get("lpips", 0.2) == 0.2 and cfg.model.name == "slat_vae_swin8_b_64l8"
+
+
+@pytest.mark.gpu
+def test_held_out_metrics_on_cuda_match_the_cpu_renderer(cube_source):
+    dataset = SLatDataset(cube_source, views_per_item=None)
+    batch = dataset.collate_fn([dataset[0]])
+    model = tiny_vae().eval()
+    with torch.no_grad():
+        model.decoder.out_layer.bias.normal_(0, 0.5)
+    task = SLatVAEReconstruction(lpips=0.0)  # render_backend "auto": gsplat on CUDA when installed
+    with torch.no_grad():
+        cpu = task.eval_sums(model, batch)
+        cuda = task.eval_sums(model.cuda(), batch)
+    for key in ("psnr", "ssim", "kl"):
+        assert cuda[key][0].item() / cuda[key][1] == pytest.approx(cpu[key][0].item() / cpu[key][1], rel=2e-2), key
+    loss, _ = task.training_loss(model.train(), batch)
+    loss.backward()
+    assert torch.isfinite(loss) and loss.device.type == "cuda"
+

@@ -281,7 +281,8 @@ def build(cfg):
     held-out object), max_voxels (32768), val_fraction (0.25), split_seed (0), holdout_every (0: the
     training split uses every view and the validation split every view; k >= 2: views i with
     i % k == k - 1 are left out of training and are the validation split's views). For "meshes": meshes (names or files; default every sample mesh), val_meshes
-    (explicit validation list, overrides val_fraction), cache_dir (~/.cache/learnlib/slat), resolution (32),
+    (explicit validation list, overrides val_fraction), unseen_meshes (not loaded here: meshes an experiment keeps
+    out of training and validation, for reports such as benchmarks/bench_slat_vae.py), cache_dir (~/.cache/learnlib/slat), resolution (32),
     num_views (8), image_size (64), backend ("patch_pool" | "dinov2"), dinov2_weights, feature_device ("cpu"),
     visibility (False), up_axes ({}), vary_cameras (True). For "trellis": root (required), model ("dinov2_vitl14_reg"),
     image_size (512), resolution (64), min_aesthetic_score (None).
