@@ -130,8 +130,8 @@ def main() -> None:
     load = os.getloadavg()[0]
 
     per_view = f"{data.num_views // k} held-out views of {data.num_views}, {data.image_size} px"
-    lines = [f"| method | training meshes ({len(seen)}): PSNR dB | SSIM | never seen ({', '.join(unseen) or '-'}): "
-             "PSNR dB | SSIM | wall s per object |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [(f"| method | training meshes ({len(seen)}): PSNR dB | SSIM | never seen ({', '.join(unseen) or '-'}): "
+              "PSNR dB | SSIM | wall s per object |"), "|---|---:|---:|---:|---:|---:|"]
     for method in METHODS:
         seconds = sum(results[n][method][2] for n in results) / max(len(results), 1)
         lines.append(f"| {method} | {mean_over(results, seen, method, 0):.2f} | {mean_over(results, seen, method, 1):.3f} "
@@ -146,15 +146,16 @@ def main() -> None:
     command = recorded.get("command", "?")
     train_s = recorded.get("train_seconds")
     header = [
-        f"`python benchmarks/bench_slat_vae.py --fit-steps {args.fit_steps} --threads {args.threads}`; model "
-        f"`{args.checkpoint}` ({recorded['step']} steps, trained with `{command}`"
-        + (f" in {train_s:.0f} s" if train_s else "") + f"; recorded val/psnr {recorded['metrics'].get('val/psnr', float('nan')):.2f}).",
-        f"Scores at the {per_view} of each mesh, over black; PSNR and SSIM are means over views. Voxels at "
-        f"{data.resolution}^3, patch_pool features; the per-scene fit starts from one Gaussian per voxel centre "
-        f"and takes {args.fit_steps} steps of 4 training views; voxel splats: one Gaussian per voxel, std half a voxel, "
-        "coloured by the mean of its projections into the training views.",
-        f"Machine: {cpu_model()}, {os.cpu_count()} cores, torch.set_num_threads({args.threads}), torch {torch.__version__}, "
-        f"Python {platform.python_version()}, 1-min load average {load:.1f} (shared machine).",
+        (f"`python benchmarks/bench_slat_vae.py --fit-steps {args.fit_steps} --threads {args.threads}`; model "
+         f"`{args.checkpoint}` ({recorded['step']} steps, trained with `{command}`"
+         + (f" in {train_s:.0f} s" if train_s else "")
+         + f"; recorded val/psnr {recorded['metrics'].get('val/psnr', float('nan')):.2f})."),
+        (f"Scores at the {per_view} of each mesh, over black; PSNR and SSIM are means over views. Voxels at "
+         f"{data.resolution}^3, patch_pool features; the per-scene fit starts from one Gaussian per voxel centre "
+         f"and takes {args.fit_steps} steps of 4 training views; voxel splats: one Gaussian per voxel, std half a voxel, "
+         "coloured by the mean of its projections into the training views."),
+        (f"Machine: {cpu_model()}, {os.cpu_count()} cores, torch.set_num_threads({args.threads}), torch {torch.__version__}, "
+         f"Python {platform.python_version()}, 1-min load average {load:.1f} (shared machine)."),
     ]
     body = "\n".join(header) + "\n\n" + "\n".join(lines)
     print(body)
