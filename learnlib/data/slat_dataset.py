@@ -35,6 +35,7 @@ from learnlib.splat.cameras import Cameras
 __all__ = ["DEFAULT_UP_AXES", "TRELLIS_MAX_VOXELS", "MeshSource", "SLatDataset", "build", "collate_slat", "load_mesh"]
 
 TRELLIS_MAX_VOXELS = 32768
+VIEW_SPLITS = ("all", "train", "heldout")
 DEFAULT_UP_AXES = {"bunny": "y", "bunny10k": "y"}  # pymeshlab's bunnies are stored y-up
 
 
@@ -164,14 +165,22 @@ class SLatDataset(Dataset):
     alphas (k, 1, H, W), cameras (k views)).
 
     `views_per_item` views are drawn at random per item (1, as TRELLIS); None returns all views.
+    `views` picks which of an object's views the item may use: "all", "train" or "heldout", where
+    with `holdout_every` = k > 0 the views i with i % k == k - 1 are held out (k = 0: none is).
     Objects with more than `max_voxels` voxels are skipped with a warning naming them
     (`on_too_large="error"` raises instead). `sizes` lists the voxel counts of the kept objects.
     """
 
     def __init__(self, source, views_per_item: int | None = 1, max_voxels: int | None = TRELLIS_MAX_VOXELS,
-                 on_too_large: str = "skip"):
+                 on_too_large: str = "skip", views: str = "all", holdout_every: int = 0):
         if on_too_large not in ("skip", "error"):
             raise ValueError(f"on_too_large must be 'skip' or 'error', got {on_too_large!r}")
+        if views not in VIEW_SPLITS:
+            raise ValueError(f"views must be one of {VIEW_SPLITS}, got {views!r}")
+        if holdout_every < 0 or holdout_every == 1 or (views == "heldout" and holdout_every == 0):
+            raise ValueError(f"holdout_every must be 0 (no held-out views) or >= 2, and >= 2 for views='heldout'; "
+                             f"got {holdout_every} with views={views!r}")
+        self.views, self.holdout_every = views, int(holdout_every)
         if views_per_item is not None and views_per_item < 1:
             raise ValueError(f"views_per_item must be >= 1 or None (all views), got {views_per_item}")
         self.source, self.views_per_item, self.max_voxels = source, views_per_item, max_voxels
@@ -192,6 +201,15 @@ class SLatDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
+    def view_ids(self, total: int) -> list[int]:
+        """The ids of the views this dataset uses among an object's `total` views."""
+        ids = list(range(total))
+        k = self.holdout_every
+        if self.views == "all" or k == 0:
+            return ids
+        held = [i for i in ids if i % k == k - 1]
+        return held if self.views == "heldout" else [i for i in ids if i % k != k - 1]
+
     def collate_fn(self, items: list[dict]) -> dict:
         """The training loader's collate: `collate_slat`."""
         return collate_slat(items)
@@ -205,11 +223,14 @@ class SLatDataset(Dataset):
         if coords.min() < 0 or coords.max() >= resolution:
             raise ValueError(f"object {self.names[item]}: voxel coords must lie in [0, {resolution}), got "
                              f"[{int(coords.min())}, {int(coords.max())}]")
-        total = self.source.num_views(index)
+        allowed = self.view_ids(self.source.num_views(index))
+        if not allowed:
+            raise ValueError(f"object {self.names[item]} has no {self.views} views (holdout_every={self.holdout_every})")
         if self.views_per_item is None:
-            view_ids = None
+            view_ids = allowed
         else:
-            view_ids = torch.randperm(total)[:min(self.views_per_item, total)].tolist()
+            picks = torch.randperm(len(allowed))[:min(self.views_per_item, len(allowed))].tolist()
+            view_ids = [allowed[i] for i in picks]
         images, alphas, cameras = self.source.load_views(index, view_ids)
         if len(images) != len(cameras) or len(alphas) != len(cameras):
             raise ValueError(f"object {self.names[item]}: {len(images)} images, {len(alphas)} alphas and "
@@ -256,9 +277,12 @@ def _split(names: list[str], val_fraction: float, seed: int) -> tuple[list[str],
 def build(cfg):
     """(train, val) SLatDatasets from a `data` config (a dict or OmegaConf node).
 
-    Keys: source ("meshes" | "trellis"), views_per_item (1), max_voxels (32768), val_fraction (0.25),
-    split_seed (0). For "meshes": meshes (names or files; default every sample mesh), val_meshes
-    (explicit validation list, overrides val_fraction), cache_dir (~/.cache/learnlib/slat), resolution (32),
+    Keys: source ("meshes" | "trellis"), views_per_item (1), val_views_per_item (None: every view of a
+    held-out object), max_voxels (32768), val_fraction (0.25), split_seed (0), holdout_every (0: the
+    training split uses every view and the validation split every view; k >= 2: views i with
+    i % k == k - 1 are left out of training and are the validation split's views). For "meshes": meshes (names or files; default every sample mesh), val_meshes
+    (explicit validation list, overrides val_fraction), unseen_meshes (not loaded here: meshes an experiment keeps
+    out of training and validation, for reports such as benchmarks/bench_slat_vae.py), cache_dir (~/.cache/learnlib/slat), resolution (32),
     num_views (8), image_size (64), backend ("patch_pool" | "dinov2"), dinov2_weights, feature_device ("cpu"),
     visibility (False), up_axes ({}), vary_cameras (True). For "trellis": root (required), model ("dinov2_vitl14_reg"),
     image_size (512), resolution (64), min_aesthetic_score (None).
@@ -306,7 +330,10 @@ def build(cfg):
                                  instances=subset)
     else:
         raise ValueError(f"data.source must be 'meshes' or 'trellis', got {source_kind!r}")
-    kwargs = {"views_per_item": get("views_per_item", 1), "max_voxels": get("max_voxels", TRELLIS_MAX_VOXELS)}
-    train = SLatDataset(make(train_names), **kwargs)
-    val = SLatDataset(make(val_names or train_names), **kwargs)
+    holdout = int(get("holdout_every", 0))
+    max_voxels = get("max_voxels", TRELLIS_MAX_VOXELS)
+    train = SLatDataset(make(train_names), views_per_item=get("views_per_item", 1), max_voxels=max_voxels,
+                        views="train" if holdout else "all", holdout_every=holdout)
+    val = SLatDataset(make(val_names or train_names), views_per_item=get("val_views_per_item", None),
+                      max_voxels=max_voxels, views="heldout" if holdout else "all", holdout_every=holdout)
     return train, val
