@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import tempfile
 import time
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from machine import append_results, cpu_model
 
 from learnlib.train.distributed import DistInfo
+from learnlib.train.local_ddp import free_port
 from learnlib.train.sharding import clip_grad_norm, wrap_for_training
 from learnlib.vit import VisionTransformer
 
@@ -73,16 +73,11 @@ def _worker(rank: int, world: int, port: int, strategy: str, steps: int, warmup:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def run_two_ranks(strategy: str, steps: int, warmup: int) -> tuple[list, list, float]:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "times.pt")
-        mp.start_processes(_worker, args=(2, _free_port(), strategy, steps, warmup, out), nprocs=2, join=True,
+        mp.start_processes(_worker, args=(2, free_port(), strategy, steps, warmup, out), nprocs=2, join=True,
                            start_method="spawn")
         result = torch.load(out)
     return result["walls"], result["cpus"], result["held"]

@@ -8,7 +8,6 @@ is bit-exact.
 """
 
 import os
-import socket
 
 import pytest
 import torch
@@ -28,6 +27,7 @@ from learnlib.train.checkpoint import FORMAT, atomic_save, rng_state, set_rng_st
 from learnlib.train.dcp import convert_single_file, load_sharded, save_sharded
 from learnlib.train.distributed import DistInfo
 from learnlib.train.errors import CheckpointError
+from learnlib.train.local_ddp import free_port
 from learnlib.train.optim import build_optimizer
 from learnlib.train.sharding import (
     accumulation_context,
@@ -216,11 +216,6 @@ def _worker(rank: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 # ---------------------------------------------------------------- fixtures
 
@@ -236,7 +231,7 @@ def runs(tmp_path_factory):
     save_sharded(out / "one_rank_step3", model, optimizer, _extra(3, scheduler))
     norms += _train(model, optimizer, scheduler, range(3, STEPS))
     one["step6"], one["norms"] = _full_state(model, optimizer), norms
-    mp.start_processes(_worker, args=(_free_port(), str(out)), nprocs=2, join=True, start_method="spawn")
+    mp.start_processes(_worker, args=(free_port(), str(out)), nprocs=2, join=True, start_method="spawn")
     return out, one, torch.load(out / "two_rank.pt", weights_only=False)
 
 

@@ -2,7 +2,6 @@
 checkpoint after a crash, activation checkpointing with unchanged gradients, clear errors."""
 
 import os
-import socket
 
 import pytest
 import torch
@@ -13,17 +12,13 @@ from learnlib import models
 from learnlib.train import ConfigError, compose, fit
 from learnlib.train.checkpoint import load_checkpoint
 from learnlib.train.dcp import load_sharded
+from learnlib.train.local_ddp import free_port
 from learnlib.train.optim import build_optimizer
 
 ARGS = ["+model.drop_path_rate=0.0", "data.max_shift=0", "trainer.max_steps=6", "trainer.batch_size=32", "trainer.eval_every=3",
         "trainer.checkpoint_every=3", "trainer.warmup_steps=2", "trainer.progress=false",
         "trainer.tensorboard=false", "trainer.plot=false", "trainer.device=cpu", "trainer.num_threads=1"]
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _rank_main(rank: int, port: int, cfg_yaml: str, crash_at_call: int) -> None:
@@ -45,7 +40,7 @@ def _rank_main(rank: int, port: int, cfg_yaml: str, crash_at_call: int) -> None:
 
 
 def run_two_ranks(cfg, crash_at_call: int = 0) -> None:
-    mp.start_processes(_rank_main, args=(_free_port(), OmegaConf.to_yaml(cfg), crash_at_call), nprocs=2,
+    mp.start_processes(_rank_main, args=(free_port(), OmegaConf.to_yaml(cfg), crash_at_call), nprocs=2,
                        join=True, start_method="spawn")
 
 

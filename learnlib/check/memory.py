@@ -14,11 +14,27 @@ import torch
 from torch import nn
 
 from learnlib.check.core import Mismatch, run_check, seeded
+from learnlib.check.hints import register_hints
 from learnlib.memory.analytic import POLICIES
 from learnlib.memory.analytic import adamw_memory as reference_adamw
 from learnlib.memory.analytic import block_activation_bytes as reference_block
 
 PARTS = ("parameters", "gradients", "optimizer_states")
+
+
+HINTS = {
+    "adamw_memory": (
+        ("add up what training keeps per parameter: the weights, their gradients and AdamW's state; the "
+         "precision policy decides the bytes of each, and frozen parameters have no gradient or state."),
+        ("count trainable and frozen parameters; bytes per parameter: fp32 4, bf16 2; AdamW keeps exp_avg and "
+         "exp_avg_sq in fp32.")),
+    "block_activation_bytes": (
+        ("walk one block's forward and list every tensor an operation saves for its backward; the attention "
+         "backend decides whether the score matrix is among them."),
+        ("list what each operation keeps for backward: LayerNorm (input, mean, rstd), the Linear inputs, q/k/v, "
+         "softmax output (math) or logsumexp (fused), GELU's input.")),
+}
+register_hints(HINTS)
 
 
 def _random_model(generator: torch.Generator) -> nn.Module:

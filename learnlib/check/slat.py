@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from learnlib.check.core import Mismatch, assert_close, expect_tensor_like, run_check, seeded
+from learnlib.check.hints import register_hints
 from learnlib.slat.encoder import diagonal_gaussian_kl as reference_kl
 from learnlib.slat.gaussian_layout import GAUSSIAN_CHANNELS, hammersley_points
 from learnlib.slat.gaussian_layout import gaussian_params as reference_params
@@ -47,6 +48,21 @@ def _layout_variant(raw: Tensor, coords: Tensor, resolution: int, points: Tensor
             "raw_scales": blocks["scaling"].reshape(n * g, 3),
             "raw_quats": (blocks["rotation"] * rotation_lr).reshape(n * g, 4),
             "raw_opacities": blocks["opacity"].reshape(n * g, 1)}
+
+
+HINTS = {
+    "gaussian_params": (
+        ("the decoder's 14 channels per Gaussian come in blocks (xyz, colour, scaling, rotation, opacity); the "
+         "offset is a tanh bounded to the voxel's neighbourhood, started at the Hammersley point through atanh."),
+        ("split raw into (N, G, 3/3/3/4/1) blocks in that order; offset = tanh(raw_xyz + atanh(points / "
+         "voxel_size)) * 0.5 * voxel_size / R; means = (coords + 0.5) / R + offset - 0.5; raw_quats = 0.1 * "
+         "rotation block.")),
+    "diagonal_gaussian_kl": (
+        ("KL(N(mean, exp(logvar)) || N(0, I)) has a closed form per element; TRELLIS averages it over every "
+         "element rather than summing."),
+        "0.5 * torch.mean(mean ** 2 + logvar.exp() - logvar - 1)"),
+}
+register_hints(HINTS)
 
 
 def _same(got: dict, variant: dict) -> bool:

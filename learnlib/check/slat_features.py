@@ -15,10 +15,22 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from learnlib.check.core import Mismatch, assert_close, expect_tensor_like, run_check, seeded
+from learnlib.check.hints import register_hints
 from learnlib.data.slat_projection import project_voxel_features as reference_projection
 from learnlib.splat.cameras import Cameras, orbit_cameras
 
 __all__ = ["project_voxel_features"]
+
+
+HINTS = {
+    "project_voxel_features": (
+        ("project the voxel's centre (not its corner) into every view with the camera, turn pixels into "
+         "grid_sample's [-1, 1] coordinates, sample each view's feature map there and average over the views."),
+        ("centre = -0.5 + (coord + 0.5) / resolution; per view: camera point = R centre + t, u = fx x / z + cx, "
+         "v = fy y / z + cy; grid = (2 u / W - 1, 2 v / H - 1); F.grid_sample(maps, grid.view(V, 1, 1, 2), "
+         "align_corners=False); mean over views.")),
+}
+register_hints(HINTS)
 
 
 def _centre(coord: Tensor, resolution: int, offset: float = 0.5) -> Tensor:

@@ -9,7 +9,8 @@ import torch.multiprocessing as mp
 from omegaconf import DictConfig, OmegaConf
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on the loopback interface that no process listens on now (for a local process group)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -31,5 +32,5 @@ def run_local_ddp(cfg: DictConfig, world_size: int = 2) -> None:
     if world_size < 1:
         raise ValueError(f"world_size must be >= 1, got {world_size}")
     cfg = OmegaConf.merge(cfg, {"trainer": {"device": "cpu"}})
-    mp.start_processes(_worker, args=(world_size, _free_port(), OmegaConf.to_yaml(cfg)),
+    mp.start_processes(_worker, args=(world_size, free_port(), OmegaConf.to_yaml(cfg)),
                        nprocs=world_size, join=True, start_method="spawn")
