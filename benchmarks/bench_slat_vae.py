@@ -47,7 +47,8 @@ def mesh_source(data, names) -> MeshSource:
     """The stored run's mesh preprocessing settings for `names`."""
     return MeshSource(list(names), data.get("cache_dir") or "~/.cache/learnlib/slat", resolution=data.resolution,
                       num_views=data.num_views, image_size=data.image_size, backend=data.backend,
-                      visibility=bool(data.get("visibility", False)), up_axes=dict(data.get("up_axes") or {}))
+                      visibility=bool(data.get("visibility", False)), up_axes=dict(data.get("up_axes") or {}),
+                      lighting=str(data.get("lighting", "world")))
 
 
 def scores(renders: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

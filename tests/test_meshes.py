@@ -111,3 +111,35 @@ def test_render_views_alpha_is_zero_outside_the_silhouette(bunny):
         assert dilated[px[:, 1], px[:, 0]].all()
         # Outside the silhouette's bounding box there is no mesh at all.
         assert not mask[:, : int(uv[:, 0].min().floor()) - 1].any()
+
+
+def test_world_light_gives_a_face_the_same_shade_from_every_view():
+    import trimesh
+
+    from learnlib.splat.cameras import look_at
+
+    box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+    K = intrinsics_from_fov(math.radians(40.0), 32, 32)
+    eyes = [(3.0, 0.4, 0.3), (2.6, -1.2, 0.8)]  # both see the +x face
+    face_centre = torch.tensor([0.5, 0.0, 0.0])
+    shades = {}
+    for frame in ("world", "camera"):
+        light = (0.3, -0.4, 0.87) if frame == "world" else (-0.3, -0.5, -1.0)
+        colours = []
+        for eye in eyes:
+            view = look_at(eye)
+            rgb, alpha, _ = render_mesh(box.vertices, box.faces, view, K, 32, 32, light_dir=light,
+                                        light_frame=frame)
+            (u, v), _ = project_points(face_centre, view, K)
+            i, j = int(v), int(u)
+            assert alpha[i, j, 0] == 1.0
+            colours.append(rgb[i, j])
+        shades[frame] = (colours[0] - colours[1]).abs().max().item()
+    assert shades["world"] < 1e-6  # a flat face lit from a fixed world direction
+    assert shades["camera"] > 0.05  # a headlight: the shade follows the viewer
+
+
+def test_render_rejects_an_unknown_light_frame():
+    with pytest.raises(ValueError, match="light_frame"):
+        render_mesh([[0, 0, 1], [1, 0, 1], [0, 1, 1]], [[0, 1, 2]], torch.eye(4), torch.eye(3), 4, 4,
+                    light_frame="sun")

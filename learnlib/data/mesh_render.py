@@ -6,7 +6,9 @@ fitted to it render into the same pixels. Not differentiable: it makes training 
 
 Shading: per-vertex colours when given (interpolated perspective-correctly), else a grey albedo;
 multiplied by a Lambert term ambient + (1 - ambient) max(0, n . l) with flat face normals, turned
-towards the camera (two-sided), and a light direction fixed in the camera frame.
+towards the camera (two-sided). The light direction is fixed in the camera frame (a headlight: a
+surface's shade changes with the view) or, with `light_frame="world"`, in the world frame (the shade
+of a closed surface is the same from every view, which view-independent colours can reproduce).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from torch import Tensor
 
 DEFAULT_LIGHT = (-0.3, -0.5, -1.0)  # in the camera frame: from the upper left, towards the viewer
+LIGHT_FRAMES = ("camera", "world")
 
 
 def _np(x, dtype=np.float64) -> np.ndarray:
@@ -26,13 +29,16 @@ def _np(x, dtype=np.float64) -> np.ndarray:
 
 def render_mesh(vertices, faces, viewmat, K, width: int, height: int, vertex_colors=None,
                 albedo: float = 0.8, ambient: float = 0.3, light_dir=DEFAULT_LIGHT, shading: bool = True,
-                background=None, near_plane: float = 0.01, chunk: int = 1 << 21
+                background=None, near_plane: float = 0.01, chunk: int = 1 << 21, light_frame: str = "camera"
                 ) -> tuple[Tensor, Tensor, Tensor]:
     """Render one view: RGB (H, W, 3), alpha (H, W, 1) (1 on the mesh, 0 elsewhere), depth (H, W) (0 = empty).
 
     vertices (V, 3), faces int (F, 3), viewmat (4, 4), K (3, 3), vertex_colors (V, 3) in [0, 1] or None.
+    `light_dir` points towards the light, in the frame named by `light_frame` ("camera" or "world").
     Triangles with a vertex in front of `near_plane` are dropped (no clipping).
     """
+    if light_frame not in LIGHT_FRAMES:
+        raise ValueError(f"light_frame must be one of {LIGHT_FRAMES}, got {light_frame!r}")
     v = _np(vertices)
     f = _np(faces, np.int64)
     view, K = _np(viewmat), _np(K)
@@ -103,6 +109,8 @@ def render_mesh(vertices, faces, viewmat, K, width: int, height: int, vertex_col
             point = (bary[:, :, None] * tri_cam).sum(axis=1)
             n *= np.where((n * point).sum(axis=1, keepdims=True) > 0, -1.0, 1.0)  # face the camera
             light = np.asarray(light_dir, dtype=np.float64)
+            if light_frame == "world":
+                light = view[:3, :3] @ light  # (3,) the world direction in the camera frame
             light = light / np.linalg.norm(light)
             base_color = base_color * (ambient + (1.0 - ambient) * np.clip(n @ light, 0.0, None))[:, None]  # (P, 3)
         rgb[pix], alpha[pix], depth[pix] = base_color, 1.0, dep

@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from learnlib.data.slat_backends import make_backend
 from learnlib.data.slat_cache import SLatCache
 from learnlib.data.registry import register_dataset
-from learnlib.data.slat_features import TRELLIS_FOV_DEG, TRELLIS_RADIUS, SLatObject, preprocess_mesh
+from learnlib.data.slat_features import LIGHTINGS, TRELLIS_FOV_DEG, TRELLIS_RADIUS, SLatObject, preprocess_mesh
 from learnlib.sparse import SparseTensor
 from learnlib.splat.cameras import Cameras
 
@@ -80,7 +80,7 @@ class MeshSource:
     def __init__(self, names, cache_dir, resolution: int = 32, num_views: int = 8, image_size: int = 64,
                  backend: str = "patch_pool", backend_kwargs: dict | None = None, visibility: bool = False,
                  radius: float = TRELLIS_RADIUS, fov_deg: float = TRELLIS_FOV_DEG, up_axes: dict | None = None,
-                 vary_cameras: bool = True):
+                 vary_cameras: bool = True, lighting: str = "world"):
         self.names = [str(n) for n in names]
         if not self.names:
             raise ValueError("MeshSource needs at least one mesh name")
@@ -90,6 +90,9 @@ class MeshSource:
         self.visibility, self.radius, self.fov_deg = bool(visibility), float(radius), float(fov_deg)
         self.up_axes = {**DEFAULT_UP_AXES, **(up_axes or {})}
         self.vary_cameras = bool(vary_cameras)
+        if lighting not in LIGHTINGS:
+            raise ValueError(f"data.lighting must be one of {LIGHTINGS}, got {lighting!r}")
+        self.lighting = lighting
         self._backend = None
         self._sizes: dict[int, int] = {}
         self._last: tuple[int, SLatObject] | None = None
@@ -100,7 +103,7 @@ class MeshSource:
         return {"resolution": self.resolution, "num_views": self.num_views_per_object, "image_size": self.image_size,
                 "radius": self.radius, "fov_deg": self.fov_deg, "visibility": self.visibility,
                 "backend": self.backend_name, "backend_kwargs": kwargs, "up_axis": self.up_axes.get(name, "z"),
-                "camera_offset": self.camera_offset(index)}
+                "camera_offset": self.camera_offset(index), "lighting": self.lighting}
 
     def camera_offset(self, index: int) -> tuple[float, float]:
         """The (du, dv) shift of object `index`'s Hammersley cameras: from its name, or (0, 0)."""
@@ -123,7 +126,8 @@ class MeshSource:
         mesh = load_mesh(name, self.up_axes.get(name, "z"))
         return preprocess_mesh(mesh, self.backend, resolution=self.resolution, num_views=self.num_views_per_object,
                                image_size=self.image_size, radius=self.radius, fov_deg=self.fov_deg,
-                               offset=self.camera_offset(index), visibility=self.visibility, name=name)
+                               offset=self.camera_offset(index), visibility=self.visibility, name=name,
+                               lighting=self.lighting)
 
     def prepare(self, index: int) -> None:
         """Preprocess object `index` into the cache unless it is there already."""
@@ -284,7 +288,7 @@ def build(cfg):
     (explicit validation list, overrides val_fraction), unseen_meshes (not loaded here: meshes an experiment keeps
     out of training and validation, for reports such as benchmarks/bench_slat_vae.py), cache_dir (~/.cache/learnlib/slat), resolution (32),
     num_views (8), image_size (64), backend ("patch_pool" | "dinov2"), dinov2_weights, feature_device ("cpu"),
-    visibility (False), up_axes ({}), vary_cameras (True). For "trellis": root (required), model ("dinov2_vitl14_reg"),
+    visibility (False), up_axes ({}), vary_cameras (True), lighting ("world" | "camera"). For "trellis": root (required), model ("dinov2_vitl14_reg"),
     image_size (512), resolution (64), min_aesthetic_score (None).
     A validation split that would be empty falls back to the training objects.
     """
@@ -311,7 +315,7 @@ def build(cfg):
                   "resolution": int(get("resolution", 32)), "num_views": int(get("num_views", 8)),
                   "image_size": int(get("image_size", 64)), "backend": backend, "backend_kwargs": backend_kwargs,
                   "visibility": bool(get("visibility", False)), "up_axes": dict(get("up_axes", None) or {}),
-                  "vary_cameras": bool(get("vary_cameras", True))}
+                  "vary_cameras": bool(get("vary_cameras", True)), "lighting": str(get("lighting", "world"))}
 
         def make(subset):
             return MeshSource(subset, **common)

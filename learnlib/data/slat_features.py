@@ -46,6 +46,8 @@ __all__ = [
 
 TRELLIS_RADIUS = 2.0
 TRELLIS_FOV_DEG = 40.0
+WORLD_LIGHT = (0.3, -0.4, 0.87)  # towards the light, world frame (z up): from above, to one side
+LIGHTINGS = ("world", "camera")
 
 
 @dataclass
@@ -97,14 +99,22 @@ def slat_cameras(num_views: int, image_size: int, radius: float = TRELLIS_RADIUS
     return hammersley_cameras(num_views, radius=radius, fov=math.radians(fov_deg), width=image_size, offset=offset)
 
 
-def render_object_views(mesh, cameras: Cameras, with_normals: bool = False) -> RenderedViews:
-    """Render a (normalized) trimesh mesh from every camera: shaded RGB, alpha, depth, optional normals."""
+def render_object_views(mesh, cameras: Cameras, with_normals: bool = False, lighting: str = "world") -> RenderedViews:
+    """Render a (normalized) trimesh mesh from every camera: shaded RGB, alpha, depth, optional normals.
+
+    `lighting="world"` lights every view from one world direction (WORLD_LIGHT), so a surface has the
+    same colour in every view, as a fixed studio light gives (what degree-0 Gaussians can reproduce);
+    "camera" uses a headlight fixed to each camera (the shade follows the viewer).
+    """
+    if lighting not in LIGHTINGS:
+        raise ValueError(f"lighting must be one of {LIGHTINGS}, got {lighting!r}")
+    light = {"light_dir": WORLD_LIGHT, "light_frame": "world"} if lighting == "world" else {}
     colors = mesh_vertex_colors(mesh)
     normal_colors = (np.asarray(mesh.vertex_normals) + 1.0) / 2.0 if with_normals else None
     images, alphas, depths, normals = [], [], [], []
     for i in range(len(cameras)):
         args = (mesh.vertices, mesh.faces, cameras.viewmats[i], cameras.Ks[i], cameras.width, cameras.height)
-        rgb, alpha, depth = render_mesh(*args, vertex_colors=colors)
+        rgb, alpha, depth = render_mesh(*args, vertex_colors=colors, **light)
         images.append(rgb.permute(2, 0, 1))  # (3, H, W)
         alphas.append(alpha.permute(2, 0, 1))  # (1, H, W)
         depths.append(depth.unsqueeze(0))  # (1, H, W)
@@ -134,12 +144,13 @@ def view_stack(views: RenderedViews, with_geometry: bool) -> Tensor:
 
 def preprocess_mesh(mesh, backend, resolution: int = 64, num_views: int = 150, image_size: int = 512,
                     radius: float = TRELLIS_RADIUS, fov_deg: float = TRELLIS_FOV_DEG, offset=(0.0, 0.0),
-                    visibility: bool = False, name: str = "mesh", normalize: bool = True) -> SLatObject:
+                    visibility: bool = False, name: str = "mesh", normalize: bool = True,
+                    lighting: str = "world") -> SLatObject:
     """Normalize, voxelize, render and featurize one trimesh mesh (see the module docstring).
 
     `visibility=False` averages every voxel's features over all views (TRELLIS); True keeps, per
     voxel, the views whose depth test passes (`visibility_from_depth`, tolerance one voxel diagonal).
-    ValueError when the mesh has no voxel inside the cube.
+    `lighting` as `render_object_views`. ValueError when the mesh has no voxel inside the cube.
     """
     if resolution < 1 or resolution > 256:
         raise ValueError(f"resolution must be in [1, 256] (uint8 voxel indices), got {resolution}")
@@ -149,7 +160,7 @@ def preprocess_mesh(mesh, backend, resolution: int = 64, num_views: int = 150, i
         raise ValueError(f"{name}: the mesh has no voxel inside [-0.5, 0.5]^3 at resolution {resolution}")
     cameras = slat_cameras(num_views, image_size, radius, fov_deg, offset)
     needs_geometry = getattr(backend, "needs_geometry", False)
-    views = render_object_views(mesh, cameras, with_normals=needs_geometry)
+    views = render_object_views(mesh, cameras, with_normals=needs_geometry, lighting=lighting)
     maps = backend(view_stack(views, needs_geometry))  # (V, C, h, w)
     points = voxel_centres(coords, resolution)  # (N, 3)
     visible = (visibility_from_depth(points, cameras, views.depths, default_visibility_tolerance(resolution))
