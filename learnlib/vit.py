@@ -15,6 +15,7 @@ from torch import nn
 from learnlib.models import register
 from learnlib.nn.block import Block
 from learnlib.nn.patch_embed import PatchEmbed, patchify
+from learnlib.nn.pos_embed import resample_pos_embed
 
 __all__ = [
     "ClassifierMlp",
@@ -48,6 +49,10 @@ class VisionTransformer(nn.Module):
     and the head reads the class token (`global_pool='token'`) or the mean of the patch
     tokens (`'avg'`, normalized by `fc_norm` as in timm). `head_hidden` (int) makes the
     head Linear-ReLU-Linear; `num_classes=0` returns pooled features.
+
+    `dynamic_img_size=True` (timm's option of that name) accepts images of any height and
+    width divisible by patch_size: the position embeddings of the img_size grid are
+    interpolated (bicubic) to the image's patch grid, the class token's left as it is.
     """
 
     def __init__(self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3,
@@ -55,7 +60,7 @@ class VisionTransformer(nn.Module):
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, class_token: bool = True,
                  global_pool: str = "token", drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0, head_hidden: int | None = None, norm_eps: float = 1e-6,
-                 attn_backend: str = "auto"):
+                 attn_backend: str = "auto", dynamic_img_size: bool = False):
         super().__init__()
         if global_pool not in ("token", "avg"):
             raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
@@ -64,8 +69,9 @@ class VisionTransformer(nn.Module):
         self.num_classes, self.global_pool = num_classes, global_pool
         self.embed_dim = self.num_features = embed_dim
         self.num_prefix_tokens = 1 if class_token else 0
+        self.dynamic_img_size = dynamic_img_size
 
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim, strict_img_size=not dynamic_img_size)
         num_tokens = self.patch_embed.num_patches + self.num_prefix_tokens
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
         self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, embed_dim))
@@ -107,11 +113,16 @@ class VisionTransformer(nn.Module):
         return {"pos_embed", "cls_token"}
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        grid = self.patch_embed.grid_of(x)
         x = self.patch_embed(x)  # (B, N, D)
         if self.cls_token is not None:
             cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, D)
             x = torch.cat([cls, x], dim=1)  # (B, 1+N, D)
-        return self.pos_drop(x + self.pos_embed)  # (B, T, D)
+        pos_embed = self.pos_embed  # (1, T, D)
+        if self.dynamic_img_size:
+            pos_embed = resample_pos_embed(self.pos_embed, grid, self.patch_embed.grid_size,
+                                           self.num_prefix_tokens)  # (1, T, D), T = prefix + this image's patches
+        return self.pos_drop(x + pos_embed)  # (B, T, D)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) -> normalized tokens (B, T, D), T = prefix tokens + patches."""

@@ -14,6 +14,7 @@ from learnlib.data.transforms import (
     RandomHorizontalFlip,
     RandomResizedCrop,
     Resize,
+    ResizeToCover,
     ToTensor,
     eval_transform,
     train_transform,
@@ -112,3 +113,15 @@ def test_flip_resize_center_crop_and_to_tensor():
         CenterCrop(5)(img)
     with pytest.raises(ValueError, match=r"\(3, H, W\).*\(1, 4, 6\)"):
         Normalize()(torch.zeros(1, 4, 6))
+
+
+def test_rectangular_targets_keep_the_aspect_ratio_until_the_crop():
+    array = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)  # height 4, width 6
+    img = Image.fromarray(array)
+    assert ResizeToCover((8, 16))(img).size == (16, 11)  # width 16 covers, height 4 * 16 / 6 rounds to 11
+    assert ResizeToCover((12, 12))(img).size == (18, 12)
+    np.testing.assert_array_equal(np.asarray(CenterCrop((2, 4))(img)), array[1:3, 1:5])
+    crop = RandomResizedCrop((8, 16), generator=torch.Generator().manual_seed(0))
+    assert crop(img).size == (16, 8)
+    with pytest.raises(ValueError, match=r"at least 8x2 \(width x height\), got 6x4"):
+        CenterCrop((2, 8))(img)

@@ -173,6 +173,43 @@ def test_budget_loader_resumes_with_the_same_batches():
         assert torch.equal(v1, v2) and torch.equal(n1, n2)
 
 
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), budget=st.integers(40, 120), world=st.integers(1, 3), seed=st.integers(0, 5),
+       num_groups=st.integers(1, 4), drop_last=st.booleans())
+def test_grouped_budget_batches_never_mix_groups(data, budget, world, seed, num_groups, drop_last):
+    sizes = data.draw(sizes_strategy)
+    groups = data.draw(st.lists(st.integers(0, num_groups - 1), min_size=len(sizes), max_size=len(sizes)))
+    try:
+        samplers = [BudgetBatchSampler(sizes, budget, rank, world, seed=seed, drop_last=drop_last, groups=groups)
+                    for rank in range(world)]
+        per_rank = [epoch_batches(s, 1) for s in samplers]
+    except ValueError as err:  # drop_last with fewer batches than ranks
+        assert drop_last and "fewer batches than world_size" in str(err)
+        return
+    assert len({len(b) for b in per_rank}) == 1 and len(per_rank[0]) == len(samplers[0])
+    for batches in per_rank:
+        for batch in batches:
+            assert len({groups[i] for i in batch}) == 1 and sum(sizes[i] for i in batch) <= budget
+    seen = [i for batches in per_rank for batch in batches for i in batch]
+    if drop_last:
+        assert len(seen) == len(set(seen))
+    else:
+        assert set(seen) == set(range(len(sizes)))
+    assert epoch_batches(samplers[0], 1, start=1) == per_rank[0][1:]
+
+
+def test_one_group_packs_exactly_as_no_groups():
+    sizes = torch.randint(1, 50, (120,), generator=torch.Generator().manual_seed(5))
+    plain = BudgetBatchSampler(sizes, 150, world_size=2, rank=1, seed=3)
+    grouped = BudgetBatchSampler(sizes, 150, world_size=2, rank=1, seed=3, groups=[7] * 120)
+    assert epoch_batches(plain, 2) == epoch_batches(grouped, 2)
+
+
+def test_groups_need_one_id_per_item():
+    with pytest.raises(ValueError, match=r"one id per item: expected \(3,\), got \(2,\)"):
+        BudgetBatchSampler([1, 2, 3], 10, groups=[0, 1])
+
+
 @pytest.mark.parametrize(("sizes", "budget", "message"), [
     ([3, 99, 2], 50, "item 1 has size 99, more than the batch budget 50"),
     ([3, 0, 2], 50, "item 1 has size 0"),

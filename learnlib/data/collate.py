@@ -22,3 +22,20 @@ def pad_collate(items: list[tuple[torch.Tensor, int]], pad_value: float = 0.0):
     mask = torch.arange(padded.shape[1])[None, :] < lengths[:, None]  # (B, L_max)
     labels = torch.tensor([int(label) for _, label in items])
     return padded, mask, labels
+
+
+def stack_collate(items: list[tuple[torch.Tensor, int]]):
+    """Collate (image (C, H, W), label) pairs of one shape into (images (B, C, H, W), labels (B,)).
+
+    Images of different shapes cannot share a batch: batch them per bucket (`groups`).
+    """
+    if not items:
+        raise ValueError("stack_collate needs at least one item")
+    shapes = sorted({tuple(image.shape) for image, _ in items})
+    if len(shapes) > 1:
+        raise ValueError(f"a batch mixes image shapes {shapes}; items of one batch must share a shape: "
+                         "batch per resolution bucket (trainer.batching=budget packs each of the dataset's "
+                         "`groups` on its own)")
+    images = torch.stack([image for image, _ in items])  # (B, C, H, W)
+    labels = torch.tensor([int(label) for _, label in items])  # (B,)
+    return images, labels

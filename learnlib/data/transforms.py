@@ -25,10 +25,21 @@ __all__ = [
     "RandomHorizontalFlip",
     "RandomResizedCrop",
     "Resize",
+    "ResizeToCover",
     "ToTensor",
+    "bucket_eval_transform",
+    "bucket_train_transform",
     "eval_transform",
     "train_transform",
 ]
+
+
+def _pair(size: int | Sequence[int]) -> tuple[int, int]:
+    """(height, width) of a side length or of a (height, width) pair."""
+    if isinstance(size, int):
+        return size, size
+    height, width = size
+    return int(height), int(width)
 
 
 def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
@@ -51,10 +62,11 @@ class Compose:
 
 
 class RandomResizedCrop:
-    """Crop a random region (area fraction in `scale`, aspect ratio in `ratio`) and resize it
-    to size x size; after 10 failed draws, fall back to the largest central crop."""
+    """Crop a random region (area fraction in `scale`, aspect ratio width / height in `ratio`)
+    and resize it to size x size, or to (height, width) if `size` is a pair; after 10 failed
+    draws, fall back to the largest central crop."""
 
-    def __init__(self, size: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+    def __init__(self, size: int | tuple[int, int], scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
                  interpolation=Image.Resampling.BILINEAR, generator: torch.Generator | None = None):
         if not (0 < scale[0] <= scale[1] <= 1):
             raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {scale}")
@@ -83,7 +95,8 @@ class RandomResizedCrop:
         return left, top, left + w, top + h
 
     def __call__(self, img: Image.Image) -> Image.Image:
-        return img.resize((self.size, self.size), self.interpolation, box=self.box(*img.size))
+        height, width = _pair(self.size)
+        return img.resize((width, height), self.interpolation, box=self.box(*img.size))
 
     def __repr__(self) -> str:
         return f"RandomResizedCrop(size={self.size}, scale={self.scale}, ratio={self.ratio})"
@@ -120,19 +133,38 @@ class Resize:
         return f"Resize(shorter_side={self.size})"
 
 
-class CenterCrop:
-    """Cut the central size x size square (the image must be at least that large)."""
+class ResizeToCover:
+    """Resize, keeping the aspect ratio, to the smallest image that covers (height, width)."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: tuple[int, int], interpolation=Image.Resampling.BILINEAR):
+        self.size, self.interpolation = _pair(size), interpolation
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        w, h = img.size
+        height, width = self.size
+        scale = max(height / h, width / w)
+        new = (max(width, round(w * scale)), max(height, round(h * scale)))
+        return img.resize(new, self.interpolation) if new != (w, h) else img
+
+    def __repr__(self) -> str:
+        return f"ResizeToCover(size={self.size})"
+
+
+class CenterCrop:
+    """Cut the central size x size square, or (height, width) region if `size` is a pair
+    (the image must be at least that large)."""
+
+    def __init__(self, size: int | tuple[int, int]):
         self.size = size
 
     def __call__(self, img: Image.Image) -> Image.Image:
         w, h = img.size
-        if w < self.size or h < self.size:
-            raise ValueError(f"CenterCrop({self.size}) needs an image at least {self.size}x{self.size}, "
+        height, width = _pair(self.size)
+        if w < width or h < height:
+            raise ValueError(f"CenterCrop({self.size}) needs an image at least {width}x{height} (width x height), "
                              f"got {w}x{h}")
-        left, top = (w - self.size) // 2, (h - self.size) // 2
-        return img.crop((left, top, left + self.size, top + self.size))
+        left, top = (w - width) // 2, (h - height) // 2
+        return img.crop((left, top, left + width, top + height))
 
     def __repr__(self) -> str:
         return f"CenterCrop({self.size})"
@@ -173,6 +205,25 @@ def train_transform(size: int = 224, scale=(0.08, 1.0), hflip: float = 0.5, mean
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     return Compose([RandomResizedCrop(size, scale=scale, generator=generator),
                     RandomHorizontalFlip(hflip, generator=generator), ToTensor(), Normalize(mean, std)])
+
+
+def bucket_train_transform(shape: tuple[int, int], scale=(0.08, 1.0), hflip: float = 0.5, mean=IMAGENET_MEAN,
+                           std=IMAGENET_STD) -> Compose:
+    """`train_transform` for a (height, width) target: random crops whose aspect ratio lies within
+    3/4 and 4/3 of the target's, resized to exactly (height, width)."""
+    height, width = _pair(shape)
+    aspect = width / height
+    return Compose([RandomResizedCrop((height, width), scale=scale, ratio=(aspect * 3 / 4, aspect * 4 / 3)),
+                    RandomHorizontalFlip(hflip), ToTensor(), Normalize(mean, std)])
+
+
+def bucket_eval_transform(shape: tuple[int, int], crop_pct: float = 0.875, mean=IMAGENET_MEAN,
+                          std=IMAGENET_STD) -> Compose:
+    """`eval_transform` for a (height, width) target: resize to cover (height, width) / crop_pct,
+    keeping the aspect ratio, then center-crop (height, width)."""
+    height, width = _pair(shape)
+    cover = (math.floor(height / crop_pct), math.floor(width / crop_pct))
+    return Compose([ResizeToCover(cover), CenterCrop((height, width)), ToTensor(), Normalize(mean, std)])
 
 
 def eval_transform(size: int = 224, crop_pct: float = 0.875, mean=IMAGENET_MEAN,

@@ -59,7 +59,10 @@ class BudgetBatchSampler(Sampler[list[int]]):
 
     Each epoch shuffles the items with seed + epoch (the same order on every rank) and packs
     them greedily, in that order, into batches whose sizes sum to at most `budget` (and hold
-    at most `max_items`, if given). Batch i goes to rank i % world_size; the batches are cut
+    at most `max_items`, if given). With `groups` (one id per item, e.g. the resolution bucket
+    of an image) a batch never mixes groups: each group's items, in the shuffled order, are
+    packed on their own, and the batches are put in the order of their first item, so the
+    groups interleave. Batch i goes to rank i % world_size; the batches are cut
     (`drop_last`) or padded with the epoch's first batches to a multiple of
     world_size * `multiple_of` (the accumulation steps), so every rank steps the same number
     of times. An item larger than the budget is an error.
@@ -67,7 +70,7 @@ class BudgetBatchSampler(Sampler[list[int]]):
 
     def __init__(self, sizes: Sequence[int] | torch.Tensor, budget: int, rank: int = 0, world_size: int = 1,
                  seed: int = 0, shuffle: bool = True, drop_last: bool = True, max_items: int | None = None,
-                 multiple_of: int = 1):
+                 multiple_of: int = 1, groups: Sequence[int] | torch.Tensor | None = None):
         sizes = torch.as_tensor(sizes, dtype=torch.long).flatten()  # (num_items,)
         if len(sizes) == 0:
             raise ValueError("the dataset is empty: nothing to batch")
@@ -87,6 +90,11 @@ class BudgetBatchSampler(Sampler[list[int]]):
             raise ValueError(f"max_items must be >= 1 or None, got {max_items}")
         if multiple_of < 1:
             raise ValueError(f"multiple_of must be >= 1, got {multiple_of}")
+        if groups is not None:
+            groups = torch.as_tensor(groups, dtype=torch.long).flatten()  # (num_items,)
+            if groups.shape != sizes.shape:
+                raise ValueError(f"groups must hold one id per item: expected ({len(sizes)},), got {tuple(groups.shape)}")
+        self.groups = groups
         self.sizes, self.budget, self.max_items = sizes, int(budget), max_items
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.shuffle, self.drop_last, self.multiple_of = shuffle, drop_last, multiple_of
@@ -105,7 +113,7 @@ class BudgetBatchSampler(Sampler[list[int]]):
             order = torch.randperm(len(self.sizes), generator=torch.Generator().manual_seed(self.seed + self.epoch))
         else:
             order = torch.arange(len(self.sizes))
-        batches = pack_greedy(order.tolist(), self.sizes.tolist(), self.budget, self.max_items)
+        batches = self._pack_order(order.tolist())
         round_size = self.world_size * self.multiple_of
         if self.drop_last:
             batches = batches[: len(batches) // round_size * round_size]
@@ -117,6 +125,20 @@ class BudgetBatchSampler(Sampler[list[int]]):
             batches = batches + [batches[i % len(batches)] for i in range(missing)]
         self._cache = (self.epoch, batches)
         return batches
+
+    def _pack_order(self, order: list[int]) -> list[list[int]]:
+        """`order` packed greedily, within each group if there are groups."""
+        sizes = self.sizes.tolist()
+        if self.groups is None:
+            return pack_greedy(order, sizes, self.budget, self.max_items)
+        group_of = self.groups.tolist()
+        orders: dict[int, list[int]] = {}
+        for index in order:
+            orders.setdefault(group_of[index], []).append(index)
+        position = {index: k for k, index in enumerate(order)}
+        batches = [batch for group_order in orders.values()
+                   for batch in pack_greedy(group_order, sizes, self.budget, self.max_items)]
+        return sorted(batches, key=lambda batch: position[batch[0]])
 
     def __iter__(self) -> Iterator[list[int]]:
         mine = self._pack()[self.rank :: self.world_size]

@@ -5,7 +5,8 @@ it stands (epoch, batches consumed in it); `state_dict()` / `load_state_dict()` 
 position through a checkpoint, so a resumed run sees exactly the batches it would have seen.
 A dataset may bring its own `collate_fn` (variable-size samples such as sparse voxel
 objects); a dataset with `sizes` (voxels, tokens, pixels per item) can be batched up to a
-budget with `trainer.batching=budget`.
+budget with `trainer.batching=budget`, and one with `groups` as well (an id per item, e.g.
+the resolution bucket of an image: a batch never mixes groups).
 """
 
 from __future__ import annotations
@@ -75,7 +76,11 @@ def train_batch_sampler(dataset: Dataset, trainer_cfg, rank: int, world_size: in
     """The training batch sampler that `trainer.batching` names: fixed-size or budgeted micro-batches."""
     t = trainer_cfg
     batching = t.get("batching", "fixed")
+    groups = getattr(dataset, "groups", None)
     if batching == "fixed":
+        if groups is not None and len(set(groups)) > 1:
+            raise ValueError(f"{type(dataset).__name__} sorts its items into {len(set(groups))} groups (`groups`, "
+                             f"e.g. image shapes) that fixed-size batches would mix: use trainer.batching=budget trainer.batch_budget=N")
         micro_batch = t.batch_size // (world_size * t.grad_accum)
         sampler = ResumableDistributedSampler(len(dataset), rank, world_size, shuffle=True, seed=seed,
                                               global_batch=t.batch_size)
@@ -86,7 +91,7 @@ def train_batch_sampler(dataset: Dataset, trainer_cfg, rank: int, world_size: in
             raise ValueError(f"trainer.batching=budget needs a dataset with `sizes` (items' voxels, tokens or "
                              f"pixels); {type(dataset).__name__} has none: use trainer.batching=fixed")
         return BudgetBatchSampler(sizes, t.batch_budget, rank, world_size, seed=seed,
-                                  max_items=t.get("batch_max_items"), multiple_of=t.grad_accum)
+                                  max_items=t.get("batch_max_items"), multiple_of=t.grad_accum, groups=groups)
     raise ValueError(f"trainer.batching must be 'fixed' or 'budget', got {batching!r}")
 
 
