@@ -87,3 +87,20 @@ def teardown(info: DistInfo) -> None:
     """Leave the process group if this module created one."""
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+
+def rank0_value(value: str) -> str:
+    """Rank 0's `value` on every rank of a torchrun launch (joining a short-lived gloo group if none is up)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return value
+    created = not dist.is_initialized()
+    if created:
+        dist.init_process_group(backend="gloo")
+    try:
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+    finally:
+        if created:
+            dist.destroy_process_group()
