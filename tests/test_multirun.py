@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch.multiprocessing as mp
@@ -70,6 +71,12 @@ def test_a_sweep_without_m_is_refused_in_one_line(capsys, tmp_path):
     assert "add -m" in capsys.readouterr().err
 
 
+def test_the_sweep_folder_cannot_be_swept(capsys, tmp_path):
+    assert main(["-m", *TINY, f"run_dir={tmp_path}/a,{tmp_path}/b"]) == 2
+    assert "cannot be swept" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_tiny_sweep_writes_one_run_per_job_and_a_summary(capsys, tmp_path):
     assert main(["-m", *TINY, "seed=0,1", f"sweep_dir={tmp_path}"]) == 0
     jobs = summary(tmp_path)
@@ -89,13 +96,26 @@ def test_a_tiny_sweep_writes_one_run_per_job_and_a_summary(capsys, tmp_path):
 
 
 def test_a_failing_job_is_recorded_and_the_sweep_goes_on(capsys, tmp_path):
-    assert main(["--multirun", *TINY, "trainer.max_steps=0,2", f"run_dir={tmp_path}"]) == 1
-    failed, ok = summary(tmp_path)
+    # a given run_dir is the sweep folder, resolved as composed
+    assert main(["--multirun", *TINY, "trainer.max_steps=0,2", f"run_dir={tmp_path}/${{name}}"]) == 1
+    folder = tmp_path / "mlp_digits"
+    failed, ok = summary(folder)
     assert failed["status"] == "failed" and failed["error"].startswith("ConfigError:")
     assert "trainer.max_steps" in failed["error"] and failed["metrics"] == {}
-    assert ok["status"] == "ok" and (tmp_path / "1_trainer.max_steps=2/checkpoints/last.pt").is_file()
+    assert ok["status"] == "ok" and (folder / "1_trainer.max_steps=2/checkpoints/last.pt").is_file()
     out = capsys.readouterr().out
-    assert "1 of 2 jobs ok" in out and "ConfigError" in out
+    assert "1 of 2 jobs ok" in out
+    assert [line.split()[:3] for line in out.splitlines() if "ConfigError" in line][-1] == [
+        "0", "failed", "trainer.max_steps=0"]
+
+
+def test_a_folder_holding_a_sweep_needs_overwrite_or_resume(capsys, tmp_path):
+    assert main(["-m", *TINY, f"sweep_dir={tmp_path}"]) == 0
+    before = (tmp_path / "multirun.yaml").read_text()
+    assert main(["-m", *TINY, f"sweep_dir={tmp_path}"]) == 1
+    assert "already holds a sweep" in capsys.readouterr().err
+    assert (tmp_path / "multirun.yaml").read_text() == before  # the earlier summary is kept
+    assert main(["-m", *TINY, f"sweep_dir={tmp_path}", "overwrite=true"]) == 0
 
 
 def test_the_default_sweep_folder_is_runs_multirun_name_time(monkeypatch, tmp_path):
@@ -108,17 +128,23 @@ def test_the_default_sweep_folder_is_runs_multirun_name_time(monkeypatch, tmp_pa
 def _rank(rank: int, world_size: int, port: int, folder: str) -> None:
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world_size), "OMP_NUM_THREADS": "1"})
-    from learnlib.train.distributed import rank0_value
+    os.chdir(folder)
+    from learnlib.train import multirun
 
-    agreed = rank0_value(f"value of rank {rank}")
-    code = main(["-m", *TINY, "seed=0,1", f"sweep_dir={folder}"])
-    Path(folder, f"rank{rank}.txt").write_text(f"{agreed}\n{code}")
+    # each rank would date the sweep differently: the folder must be rank 0's on both
+    multirun.time = SimpleNamespace(strftime=lambda fmt: f"dated-by-rank-{rank}")
+    fit, run_dirs = multirun.fit, []
+    multirun.fit = lambda cfg: run_dirs.append(cfg.run_dir) or fit(cfg)
+    code = multirun.run_sweep([*TINY, "seed=0,1"])
+    Path(folder, f"rank{rank}.yaml").write_text(yaml.safe_dump({"code": code, "run_dirs": run_dirs}))
 
 
 @pytest.mark.slow  # two spawned processes: about 20 s
-def test_every_rank_runs_the_same_jobs_and_agrees_with_rank_0(tmp_path):
+def test_every_rank_runs_the_same_jobs_in_rank_0s_folder(tmp_path):
     mp.start_processes(_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True, start_method="spawn")
+    sweep = Path("runs/multirun/mlp_digits/dated-by-rank-0")
+    expected = {"code": 0, "run_dirs": [str(sweep / "0_seed=0"), str(sweep / "1_seed=1")]}
     for rank in (0, 1):
-        assert (tmp_path / f"rank{rank}.txt").read_text() == "value of rank 0\n0"
-    assert [j["status"] for j in summary(tmp_path)] == ["ok", "ok"]
-    assert (tmp_path / "1_seed=1/checkpoints/last.pt").is_file()
+        assert yaml.safe_load((tmp_path / f"rank{rank}.yaml").read_text()) == expected
+    assert [j["status"] for j in summary(tmp_path / sweep)] == ["ok", "ok"]
+    assert (tmp_path / sweep / "1_seed=1/checkpoints/last.pt").is_file()

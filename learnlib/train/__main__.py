@@ -13,11 +13,12 @@ from learnlib.train.trainer import fit
 USAGE = """usage: python -m learnlib.train [-m] [experiment=NAME] [key=value ...]
 
 Trains an experiment of learnlib/configs/experiment/ (default: the one in config.yaml).
-  -m, --multirun  one run per combination of the swept values (key=a,b  key=range(0,3)
-                  key=choice(a,b)  experiment=glob(*_digits)), one after the other; each run in
-                  <sweep folder>/<job>_<swept overrides>/, the sweep folder being sweep_dir=PATH,
-                  else run_dir=PATH, else runs/multirun/<name>/<date>_<time>; its multirun.yaml
-                  lists every job's overrides, status and final metrics (exit 1 if any job failed)
+  -m, --multirun  one run per combination of the swept values (Hydra's grammar: key=a,b
+                  'key=range(0,3)' 'key=choice(a,b)' 'experiment=glob(*_digits)'), one after the
+                  other, each in <sweep folder>/<job>_<swept overrides>/; the sweep folder is
+                  sweep_dir=PATH, else run_dir=PATH, else runs/multirun/<name>/<date>_<time>, and its
+                  multirun.yaml lists every job's overrides, status and final metrics or error
+                  (exit status 1 if any job failed)
 Examples:
   python -m learnlib.train experiment=vit_digits trainer.max_steps=500
   python -m learnlib.train -m experiment=mlp_digits trainer.lr=1e-3,3e-3 seed=0,1

@@ -19,6 +19,7 @@ from learnlib.train.errors import ConfigError
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 SWEEP_DIR_KEYS = ("sweep_dir", "hydra.sweep.dir")  # the sweep folder: a command-line key, not a config key
+MAX_DIRNAME = 120  # characters of the swept overrides in a job's folder name (the index keeps it unique)
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Job:
     @property
     def dirname(self) -> str:
         """`<index>_<swept overrides>`, safe as a folder name (e.g. `0_trainer.lr=0.001,seed=0`)."""
-        summary = ",".join(self.swept)
+        summary = ",".join(self.swept)[:MAX_DIRNAME]
         return f"{self.index}_{re.sub(r'[^A-Za-z0-9._=,+-]', '_', summary)}" if summary else str(self.index)
 
 
