@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,7 @@ class DistInfo:
     local_rank: int
     world_size: int
     device: torch.device
+    owns_group: bool = False  # setup() joined the process group, so teardown() leaves it
 
     @property
     def is_main(self) -> bool:
@@ -46,12 +50,13 @@ def setup(device_name: str = "auto") -> DistInfo:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(device_name, local_rank)
-    if world_size > 1 and not dist.is_initialized():
+    joining = world_size > 1 and not dist.is_initialized()  # a group already up (a sweep's) is kept
+    if joining:
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
-    return DistInfo(rank=rank, local_rank=local_rank, world_size=world_size, device=device)
+    return DistInfo(rank=rank, local_rank=local_rank, world_size=world_size, device=device, owns_group=joining)
 
 
 def barrier(info: DistInfo) -> None:
@@ -84,6 +89,15 @@ def broadcast_flag(flag: bool, info: DistInfo) -> bool:
 
 
 def teardown(info: DistInfo) -> None:
-    """Leave the process group if this module created one."""
-    if info.enabled and dist.is_initialized():
+    """Leave the process group if `setup` joined it (a group that was already up stays)."""
+    if info.owns_group and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def rank0_value(value: T, info: DistInfo) -> T:
+    """Rank 0's `value` (any picklable object) on every rank; `value` itself in a single process."""
+    if not info.enabled:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
