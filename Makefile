@@ -31,6 +31,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install --quiet --no-deps "lpips==0.1.4"  # LPIPS heads only (its torchvision dep is not used)
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
