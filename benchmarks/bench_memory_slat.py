@@ -83,7 +83,7 @@ def main() -> None:
         f"training forward (saved-tensor hooks, each storage once, parameters excluded; with checkpointing plus the "
         f"blocks' inputs); bf16 = autocast; math = the sparse reference loop. Estimate: `learnlib.memory.slat` "
         f"(measured at 512 and 1024 voxels, 32 and 64 px, extrapolated). Machine: {cpu_model()}, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}; {seconds:.0f} s in all.\n\n"
+        f"{torch.get_num_threads()} thread(s), torch {torch.__version__}; {seconds:.0f} s in all.\n\n"
         + "\n".join(header + table) + f"\n\n{state_line}\n"))
 
 

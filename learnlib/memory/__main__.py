@@ -9,7 +9,8 @@ override of the experiment (trainer.batch_size, trainer.grad_accum, model.depth,
 
 The SLat VAE (experiments slat_vae_*) trains on budgeted batches: its unit is voxels per device,
 `trainer.batch_budget` (with trainer.batching=budget), and the largest budget that fits is printed
-in voxels; activation_checkpointing defaults to the experiment's model.use_checkpoint.
+in voxels; activation_checkpointing defaults to the experiment's model.use_checkpoint. Its
+activations are measured on the CPU first (about 1.5 min for the full-size VAE on 2 cores).
 `python -m learnlib.memory experiment=slat_vae_swin8_b_64l8 trainer.batch_budget=32768 devices=8`
 """
 

@@ -10,7 +10,7 @@ object at `views` cameras of `image_size` px in fp32 outside autocast, and `slat
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -79,8 +79,8 @@ class SLatSaved:
 
     per_block: list[int]
     outside: int  # the stem, heads, Gaussian activation, render and loss
-    block_inputs: int  # distinct storages of the blocks' input features (what checkpointing keeps)
-    total: int = field(default=0)
+    block_inputs: int  # the blocks' input features not already saved outside them (what checkpointing adds)
+    total: int  # what this forward keeps for backward
 
 
 class _SparseBlockInputs:
@@ -120,7 +120,8 @@ def measure_saved(model: nn.Module, num_voxels: int, image_size: int, views: int
         apply_activation_checkpointing(model)
     exclude = list(lpips_fn.parameters()) + list(lpips_fn.buffers()) if lpips_fn is not None else []
     tracker = SavedTensorTracker(model, exclude)
-    inputs = _SparseBlockInputs(blocks, tracker._state)
+    state = {storage_key(t) for t in (*model.parameters(), *model.buffers(), *exclude)}
+    inputs = _SparseBlockInputs(blocks, state)
     try:
         step = training_step(model, num_voxels, image_size, views, objects, weights, lpips_fn, generator)
         with tracker as saved, autocast(precision, next(model.parameters()).device.type):
@@ -133,7 +134,7 @@ def measure_saved(model: nn.Module, num_voxels: int, image_size: int, views: int
         for attn, old in changed:
             attn.backend = old
         model.train(was_training)
-    kept = {k: n for k, n in saved.nbytes.items() if saved.owner[k] is None}
+    outside = {k: n for k, n in saved.nbytes.items() if saved.owner[k] is None}
+    new_inputs = {k: n for k, n in inputs.inputs.items() if k not in outside}
     total = sum({**saved.nbytes, **(inputs.inputs if activation_checkpointing else {})}.values())
-    return SLatSaved(saved.per_block(len(blocks)), sum(kept.values()), sum({**kept, **inputs.inputs}.values())
-                     - sum(kept.values()), total)
+    return SLatSaved(saved.per_block(len(blocks)), sum(outside.values()), sum(new_inputs.values()), total)
