@@ -115,3 +115,24 @@ def test_cli_rejects_a_slat_experiment_without_a_budget(capsys):
 
     assert main(["experiment=slat_vae_meshes", "trainer.batching=fixed"]) == 2
     assert "trainer.batch_budget" in capsys.readouterr().err
+
+
+def test_checkpointed_blocks_give_the_same_gradients():
+    from learnlib.memory.slat_step import training_step
+
+    torch.manual_seed(0)
+    model = models.create("slat_vae_tiny", decoder={"num_gaussians": 8})
+    for layer in (model.encoder.out_layer, model.decoder.out_layer):  # zero at init: no gradient reaches the blocks
+        torch.nn.init.normal_(layer.weight, std=1e-3)
+    grads = []
+    for flag in (False, True):
+        if flag:
+            apply_activation_checkpointing(model)
+        try:
+            model.zero_grad(set_to_none=True)
+            training_step(model, 300, 32, generator=torch.Generator().manual_seed(0))().backward()
+            grads.append(model.encoder.blocks[0].attn.to_qkv.weight.grad.clone())
+        finally:
+            remove_activation_checkpointing(model)
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
