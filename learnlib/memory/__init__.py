@@ -6,7 +6,9 @@
 `estimate` (cheap at any size: a FakeTensor trace) and the measurements `measure_cpu` (real
 tensors) / `measure_cuda` (the allocator's peak) describe the same step;
 `python -m learnlib.memory experiment=var_d16 trainer.batch_size=768 devices=8 gpu=H100-80GB`
-prints the breakdown, whether it fits and the largest batch per device that does.
+prints the breakdown, whether it fits and the largest batch per device that does. The SLat VAE
+is estimated per voxel budget (`estimate(model, voxels)`, `trainer.batch_budget` in the CLI),
+from CPU measurements extrapolated per voxel and per pixel (learnlib.memory.slat).
 """
 
 from learnlib.memory.analytic import adamw_memory, block_activation_bytes

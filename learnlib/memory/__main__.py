@@ -6,6 +6,12 @@ activation checkpointing and FSDP. Keys of this command: experiment, devices, gp
 (ddp|fsdp), precision (default: the experiment's trainer.precision), optimizer (adamw|sgd),
 activation_checkpointing (true|false), attention_backend; any other key=value is a Hydra
 override of the experiment (trainer.batch_size, trainer.grad_accum, model.depth, ...).
+
+The SLat VAE (experiments slat_vae_*) trains on budgeted batches: its unit is voxels per device,
+`trainer.batch_budget` (with trainer.batching=budget), and the largest budget that fits is printed
+in voxels; activation_checkpointing defaults to the experiment's model.use_checkpoint. Its
+activations are measured on the CPU first (about 1.5 min for the full-size VAE on 2 cores).
+`python -m learnlib.memory experiment=slat_vae_swin8_b_64l8 trainer.batch_budget=32768 devices=8`
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from learnlib.memory.breakdown import (
     STRATEGIES,
     check_choice,
 )
-from learnlib.memory.estimate import estimate_workload
+from learnlib.memory.estimate import estimate_workload, is_slat
 from learnlib.memory.gpus import ALLOWANCE_NOTE, GPUS, gpu_capacity, largest_batch, needed_gib
 from learnlib.memory.spec import resolve
 
@@ -61,27 +67,24 @@ def run(argv: list[str]) -> str:
     backend = own.get("attention_backend")
     if backend is not None:
         check_choice("attention_backend", backend, ATTENTION_BACKENDS)
-    ckpt = _bool("activation_checkpointing", own.get("activation_checkpointing", "false"))
     if "precision" in own:
         check_choice("precision", own["precision"], PRECISIONS)
     workload = resolve(own["experiment"], overrides)
+    default_ckpt = "true" if workload.task.get("use_checkpoint") else "false"
+    ckpt = _bool("activation_checkpointing", own.get("activation_checkpointing", default_ckpt))
     trainer = workload.config.trainer
     precision = own.get("precision", trainer.precision)
     check_choice("precision", precision, PRECISIONS)
-    per_step = devices * trainer.grad_accum
-    if trainer.batch_size % per_step:
-        raise ValueError(f"trainer.batch_size ({trainer.batch_size}) must be a multiple of devices * grad_accum "
-                         f"({devices} * {trainer.grad_accum})")
-    batch = trainer.batch_size // per_step
+    batch, header, unit = (_voxel_budget(workload, devices) if is_slat(workload)
+                           else _batch_per_device(workload, devices))
     settings = (precision, optimizer, strategy, devices, ckpt, backend)
     breakdown = estimate_workload(workload, batch, *settings)
     need, capacity = needed_gib(breakdown), gpu_capacity(gpu)
-    lines = [(f"experiment {workload.name}: global batch {trainer.batch_size} = {devices} devices x "
-              f"{trainer.grad_accum} accumulation steps x {batch} per device"), "", breakdown.table(), "",
-             ALLOWANCE_NOTE + ".", ""]
+    table = breakdown.table().replace(f"batch {batch} per device", f"{unit} {batch} per device", 1)
+    lines = [*header, "", table, "", ALLOWANCE_NOTE + ".", ""]
     verdict = "fits" if need <= capacity else "does NOT fit"
     lines.append(f"{gpu} ({capacity:.1f} GiB): {verdict}: needs {need:.1f} GiB with the allowance.")
-    lines += ["", f"largest batch per device that fits ({precision}, {optimizer}, {devices} devices):", "",
+    lines += ["", f"largest {unit} per device that fits ({precision}, {optimizer}, {devices} devices):", "",
               "| GPU | GiB | fits now | ddp | ddp + checkpointing | fsdp | fsdp + checkpointing |",
               "|---|---:|---|---:|---:|---:|---:|"]
     best = {}
@@ -97,24 +100,57 @@ def run(argv: list[str]) -> str:
         marker = " (chosen)" if name == gpu else ""
         lines.append(f"| {name}{marker} | {gib:.1f} | {'yes' if needed_gib(current) <= gib else 'no'} | "
                      + " | ".join(str(v) for v in row) + " |")
-    lines += ["", _recommend(best, batch, need <= capacity, strategy, ckpt, gpu, breakdown.total / GIB)]
+    lines += ["", _recommend(best, batch, need <= capacity, strategy, ckpt, gpu, breakdown.total / GIB, unit)]
     return "\n".join(lines)
 
 
-def _recommend(best: dict, batch: int, fit: bool, strategy: str, ckpt: bool, gpu: str, total_gib: float) -> str:
+def _batch_per_device(workload, devices: int) -> tuple[int, list[str], str]:
+    trainer = workload.config.trainer
+    per_step = devices * trainer.grad_accum
+    if trainer.batch_size % per_step:
+        raise ValueError(f"trainer.batch_size ({trainer.batch_size}) must be a multiple of devices * grad_accum "
+                         f"({devices} * {trainer.grad_accum})")
+    batch = trainer.batch_size // per_step
+    return batch, [(f"experiment {workload.name}: global batch {trainer.batch_size} = {devices} devices x "
+                    f"{trainer.grad_accum} accumulation steps x {batch} per device")], "batch"
+
+
+def _voxel_budget(workload, devices: int) -> tuple[int, list[str], str]:
+    """The SLat VAE's micro-batch per device: trainer.batch_budget voxels (trainer.batching=budget)."""
+    from learnlib.memory.slat import slat_setting
+
+    trainer = workload.config.trainer
+    if trainer.get("batching") != "budget" or not trainer.get("batch_budget"):
+        raise ValueError(f"experiment {workload.name}: the SLat VAE's memory is per voxel budget; set "
+                         f"trainer.batching=budget and trainer.batch_budget=VOXELS per device")
+    budget, setting = int(trainer.batch_budget), slat_setting(workload)
+    header = [(f"experiment {workload.name}: {budget} voxels per device (trainer.batch_budget) x {devices} devices x "
+               f"{trainer.grad_accum} accumulation steps"),
+              ("workload unit: voxels per device (trainer.batching=budget), not items: up to "
+               f"{setting.objects} objects (trainer.batch_max_items) sharing the budget, each rendered at "
+               f"{setting.views} view(s) of {setting.image_size} x {setting.image_size} px"),
+              ("activations: measured on CPU at 512 and 1024 voxels and 32/64 px, extrapolated per voxel and per "
+               "pixel (learnlib.memory.slat); attention auto counts flash-attn (CUDA's choice with the gpu extra); "
+               f"budgets stop at {setting.objects} x {workload.model.encoder.resolution}^3 voxels (every grid cell)")]
+    return budget, header, "voxel budget"
+
+
+def _recommend(best: dict, batch: int, fit: bool, strategy: str, ckpt: bool, gpu: str, total_gib: float,
+               unit: str = "batch") -> str:
     current = best[(strategy, ckpt)]
+    more = "trainer.grad_accum" if unit == "batch" else "trainer.grad_accum with a smaller trainer.batch_budget"
     if fit:
-        return (f"recommendation: batch {batch} per device fits on {gpu} with {strategy}"
+        return (f"recommendation: {unit} {batch} per device fits on {gpu} with {strategy}"
                 f"{' + checkpointing' if ckpt else ''} (up to {current} per device).")
     for option in (("ddp", False), ("fsdp", False), ("ddp", True), ("fsdp", True)):
         if best[option] >= batch:
             strat, with_ckpt = option
-            return (f"recommendation: batch {batch} per device needs {total_gib:.1f} GiB before the allowance; "
+            return (f"recommendation: {unit} {batch} per device needs {total_gib:.1f} GiB before the allowance; "
                     f"use strategy={strat}{' activation_checkpointing=true' if with_ckpt else ''} "
-                    f"(up to {best[option]} per device), or more devices / trainer.grad_accum.")
+                    f"(up to {best[option]} per device), or more devices / {more}.")
     most = max(best.values())
-    return (f"recommendation: batch {batch} per device does not fit on {gpu} in any setting (at most {most} per "
-            f"device); raise devices or trainer.grad_accum so that batch per device <= {most}.")
+    return (f"recommendation: {unit} {batch} per device does not fit on {gpu} in any setting (at most {most} per "
+            f"device); raise devices or {more} so that {unit} per device <= {most}.")
 
 
 def main(argv: list[str] | None = None) -> int:

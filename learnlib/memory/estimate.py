@@ -22,6 +22,9 @@ Conventions (what each part holds):
 - Activation checkpointing (`learnlib.nn.checkpointing`, every block of `model.blocks`): only the
   blocks' inputs and what the stem/head save are kept, plus one block's saved tensors while
   it is recomputed in backward (`recompute_peak`).
+- The SLat VAE (family "SLatVAE") is estimated per voxel budget instead of per batch of items:
+  `batch_per_device` is its voxels per device, and its activations come from CPU measurements
+  at two voxel counts and two render sizes, extrapolated (learnlib.memory.slat).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from learnlib.memory.breakdown import (
 )
 from learnlib.memory.spec import Workload, resolve
 from learnlib.memory.trace import SavedProfile, trace_saved
+from learnlib.memory.workload import family
 
 FP32 = 4
 
@@ -77,8 +81,18 @@ def state_parts(model: nn.Module, precision: str, optimizer: str, strategy: str,
     return parts
 
 
+def is_slat(workload: Workload) -> bool:
+    """True for the structured-latent VAE, whose workload unit is voxels per device."""
+    return family(workload.model) == "SLatVAE"
+
+
 def saved_profile(workload: Workload, batch: int, precision: str, backend: str | None) -> SavedProfile:
-    """Saved-for-backward bytes at `batch`: FakeTensor traces at batch 1 and 2, extrapolated linearly."""
+    """Saved-for-backward bytes at `batch`: FakeTensor traces at batch 1 and 2, extrapolated linearly
+    (the SLat VAE: `batch` voxels, from learnlib.memory.slat's measured calibration)."""
+    if is_slat(workload):
+        from learnlib.memory.slat import slat_saved_profile
+
+        return slat_saved_profile(workload, batch, precision, backend)
     key = (precision, backend)
     if key not in workload.traces:  # two FakeTensor traces per precision and backend, reused for every batch
         workload.traces[key] = tuple(trace_saved(workload.model, b, precision, backend, workload.task)

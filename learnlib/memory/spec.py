@@ -40,9 +40,25 @@ def _from_config(cfg) -> Workload:
     kwargs = OmegaConf.to_container(cfg.model, resolve=True)
     name = kwargs.pop("name")
     task = OmegaConf.to_container(cfg.task, resolve=True)
+    if task.get("name") == "slat_vae":
+        return _slat_from_config(cfg, name, kwargs, task)
     frozen = _tokenizer_bytes(task) if task.get("name") == "var" else 0
     options = {k: task[k] for k in ("label_smoothing", "recon_loss", "quant_weight") if k in task}
     return Workload(build_on_meta(name, **kwargs), cfg.get("name", name), options, frozen, cfg)
+
+
+def _slat_from_config(cfg, name: str, kwargs: dict, task: dict) -> Workload:
+    """The SLat VAE with what its step renders: data.image_size x data.views_per_item views of
+    trainer.batch_max_items objects, and the task's loss weights (LPIPS's network counted as frozen)."""
+    from learnlib.memory.slat import RenderSetting, lpips_bytes
+    from learnlib.slat.task import LOSS_WEIGHT_NAMES, TRELLIS_LOSS_WEIGHTS, SLatLossWeights
+
+    weights = SLatLossWeights(**{k: task.get(k, getattr(TRELLIS_LOSS_WEIGHTS, k)) for k in LOSS_WEIGHT_NAMES})
+    setting = RenderSetting(int(cfg.data.image_size), int(cfg.data.get("views_per_item") or 1),
+                            int(cfg.trainer.get("batch_max_items") or 1), weights)
+    checkpointed = bool(kwargs.pop("use_checkpoint", False))  # a setting of the estimate, not of the shapes
+    return Workload(build_on_meta(name, **kwargs), cfg.get("name", name), {"render": setting, "use_checkpoint": checkpointed},
+                    lpips_bytes(weights), cfg)
 
 
 def _tokenizer_bytes(task: dict) -> int:

@@ -3,7 +3,8 @@
 `training_step(model, batch)` returns a function computing the loss of a random batch, the
 same loss the experiment's task computes: cross-entropy for classifiers (ViT, MLP), the
 reconstruction + quantizer loss for the VQ-VAE, and the next-scale cross-entropy for VAR
-(whose frozen tokenizer runs under no_grad and saves nothing for backward).
+(whose frozen tokenizer runs under no_grad and saves nothing for backward). The SLat VAE's
+step (learnlib.memory.slat_step) takes voxels, not items: its `batch` is the voxel count.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from learnlib.vit import VisionTransformer
 from learnlib.vq.losses import reconstruction_loss
 from learnlib.vq.vqvae import VQVAE
 
-FAMILIES = ("VisionTransformer", "MLPClassifier", "VQVAE", "VAR")
+FAMILIES = ("VisionTransformer", "MLPClassifier", "VQVAE", "VAR", "SLatVAE")
 
 
 def family(model: nn.Module) -> str:
-    """The model family ("VisionTransformer", "MLPClassifier", "VQVAE" or "VAR") of `model`."""
-    for cls in (VisionTransformer, MLPClassifier, VQVAE, VAR):
+    """The model family ("VisionTransformer", "MLPClassifier", "VQVAE", "VAR" or "SLatVAE") of `model`."""
+    from learnlib.slat.vae import SLatVAE
+
+    for cls in (VisionTransformer, MLPClassifier, VQVAE, VAR, SLatVAE):
         if isinstance(model, cls):
             return cls.__name__
     raise ValueError(f"memory estimates cover the families {FAMILIES}; got a {type(model).__name__}")
@@ -45,6 +48,10 @@ def training_step(model: nn.Module, batch: int, label_smoothing: float = 0.0, re
         raise ValueError(f"batch must be a positive int, got {batch!r}")
     kind = family(model)
     device = next(model.parameters()).device
+    if kind == "SLatVAE":  # batch = voxels of one synthetic object, rendered at one 64 px view
+        from learnlib.memory.slat_step import training_step as slat_training_step
+
+        return slat_training_step(model, batch, image_size=64, generator=generator)
     if kind in ("VisionTransformer", "MLPClassifier"):
         if kind == "VisionTransformer":
             pe = model.patch_embed

@@ -43,7 +43,9 @@ class SLatVAE(nn.Module):
     """Structured-latent VAE: `encoder` (SLatEncoder) then `decoder` (SLatGaussianDecoder).
 
     Build it from two modules, or with `SLatVAE.build(encoder_kwargs, decoder_kwargs)`.
-    `use_checkpoint` switches activation checkpointing of every block of both halves.
+    `use_checkpoint` switches activation checkpointing of every block of both halves; `blocks`
+    lists the encoder's blocks then the decoder's, so that `trainer.activation_checkpointing`
+    (learnlib.nn.checkpointing), per-block FSDP units and learnlib.memory reach them too.
     """
 
     def __init__(self, encoder: SLatEncoder, decoder: SLatGaussianDecoder) -> None:
@@ -54,6 +56,11 @@ class SLatVAE(nn.Module):
                              f"{decoder.latent_channels}/{decoder.resolution}")
         self.encoder = encoder
         self.decoder = decoder
+
+    @property
+    def blocks(self) -> nn.ModuleList:
+        """The Swin blocks of the encoder then of the decoder (a view: not registered twice)."""
+        return nn.ModuleList([*self.encoder.blocks, *self.decoder.blocks])
 
     @property
     def use_checkpoint(self) -> bool:
