@@ -25,10 +25,16 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from learnlib.data.registry import register_dataset
 from learnlib.data.slat_backends import make_backend
 from learnlib.data.slat_cache import SLatCache
-from learnlib.data.registry import register_dataset
-from learnlib.data.slat_features import LIGHTINGS, TRELLIS_FOV_DEG, TRELLIS_RADIUS, SLatObject, preprocess_mesh
+from learnlib.data.slat_features import (
+    LIGHTINGS,
+    TRELLIS_FOV_DEG,
+    TRELLIS_RADIUS,
+    SLatObject,
+    preprocess_mesh,
+)
 from learnlib.sparse import SparseTensor
 from learnlib.splat.cameras import Cameras
 
