@@ -7,6 +7,10 @@
 (c) Sparse windowed attention on surface voxels, bf16: flash-attn varlen vs the bucketed sdpa.
 (d) Training memory: learnlib.memory's estimate against torch.cuda.max_memory_allocated over two
     training steps (ViT-B/16, VAR-d16, VQ-VAE ch160; bf16, AdamW; with and without checkpointing).
+(e) SLat VAE, full configuration `slat_vae_swin8_b_64l8`: training step time and peak memory on CUDA
+    (the `slat_vae` task's step, bf16, AdamW, checkpointing as configured and off; 4 objects x 8,192
+    voxels, one view of 512 px, LPIPS off), beside learnlib.memory's voxel-budget estimate, whose
+    calibration (CPU, a minute at full width) is timed in the table (benchmarks/slat_gpu_step.py).
 Contenders whose package is missing (gsplat, flash_attn) are reported as skipped.
 
     python benchmarks/bench_gpu.py                 # on a CUDA machine; appends to RESULTS.md
@@ -24,6 +28,7 @@ import torch.nn.functional as F
 from bench_rasterizer import scene
 from bench_sparse import shell_coords
 from machine import append_results, cpu_model
+from slat_gpu_step import bench_slat_vae
 from torch.utils.flop_counter import FlopCounterMode
 
 from learnlib import models
@@ -215,7 +220,8 @@ def main() -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
     peak = peak_tflops(device, args.peak_tflops)
     sections = [bench_vit(device, args.smoke, repeats, peak), bench_rasterizer(device, args.smoke, repeats),
-                bench_sparse_attention(device, args.smoke, repeats), bench_memory(device, args.smoke)]
+                bench_sparse_attention(device, args.smoke, repeats), bench_memory(device, args.smoke),
+                bench_slat_vae(device, args.smoke, min(repeats, 5))]
     text = "\n\n".join("\n".join(lines) for lines in sections)
     print(text)
     if args.smoke or args.no_write:
