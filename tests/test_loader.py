@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from crashing import crash_at_call
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -295,16 +296,7 @@ def test_budget_batching_trains_through_fit_and_resumes_exactly(tmp_path, monkey
     seen_batch_sizes.clear()
     reference = fit(ragged_cfg(tmp_path / "ref"))
     assert seen_batch_sizes and max(seen_batch_sizes) <= BUDGET and len(seen_batch_sizes) == 60
-    original = RaggedClassification.training_loss
-    calls = {"n": 0}
-
-    def crash(self, model, batch):
-        calls["n"] += 1
-        if calls["n"] == 45:  # mid step 23, after the step-20 checkpoint
-            raise RuntimeError("simulated kill")
-        return original(self, model, batch)
-
-    monkeypatch.setattr(RaggedClassification, "training_loss", crash)
+    original = crash_at_call(monkeypatch, RaggedClassification, 45)  # mid step 23, after the step-20 checkpoint
     with pytest.raises(RuntimeError, match="simulated kill"):
         fit(ragged_cfg(tmp_path / "run"))
     monkeypatch.setattr(RaggedClassification, "training_loss", original)

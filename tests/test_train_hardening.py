@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from crashing import crash_at_call
 
 from learnlib.train import ConfigError, NonFiniteLossError, compose, fit
 from learnlib.train.checkpoint import load_checkpoint
@@ -30,22 +31,8 @@ def csv_rows(run_dir: Path) -> list[tuple[int, str]]:
         return [(int(row["step"]), row["key"]) for row in csv.DictReader(handle)]
 
 
-def crash_at_call(monkeypatch, n: int):
-    original = Classification.training_loss
-    calls = {"n": 0}
-
-    def crashing(self, model, batch):
-        calls["n"] += 1
-        if calls["n"] == n:
-            raise RuntimeError("simulated kill")
-        return original(self, model, batch)
-
-    monkeypatch.setattr(Classification, "training_loss", crashing)
-    return original
-
-
 def test_resume_keeps_one_row_per_step_and_the_whole_history(tmp_path, monkeypatch):
-    original = crash_at_call(monkeypatch, 11)  # steps 9 and 10 are logged after the step-8 checkpoint
+    original = crash_at_call(monkeypatch, Classification, 11)  # steps 9 and 10 are logged after the step-8 checkpoint
     with pytest.raises(RuntimeError, match="simulated kill"):
         fit(small_cfg(tmp_path, "trainer.log_every=1"))
     assert max(step for step, _ in csv_rows(tmp_path)) == 10

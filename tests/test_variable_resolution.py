@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from crashing import crash_at_call
 from PIL import Image
 
 from learnlib.data.collate import stack_collate
@@ -178,15 +179,7 @@ def test_fit_trains_a_vit_on_variable_resolution_batches_and_resumes_exactly(roo
     assert len(seen_images) == 6 and all(b * h * w <= BUDGET for b, _, h, w in seen_images)
     assert len({(h, w) for _, _, h, w in seen_images}) > 1  # several buckets went through one model
 
-    calls = {"n": 0}
-
-    def crash(self, model, batch):
-        calls["n"] += 1
-        if calls["n"] == 5:  # during step 5, after the step-3 checkpoint
-            raise RuntimeError("simulated kill")
-        return original(self, model, batch)
-
-    monkeypatch.setattr(Classification, "training_loss", crash)
+    crash_at_call(monkeypatch, Classification, 5)  # during step 5, after the step-3 checkpoint
     with pytest.raises(RuntimeError, match="simulated kill"):
         fit(tiny_vit_cfg(root, tmp_path / "run"))
     monkeypatch.setattr(Classification, "training_loss", original)
