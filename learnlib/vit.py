@@ -53,6 +53,11 @@ class VisionTransformer(nn.Module):
     `dynamic_img_size=True` (timm's option of that name) accepts images of any height and
     width divisible by patch_size: the position embeddings of the img_size grid are
     interpolated (bicubic) to the image's patch grid, the class token's left as it is.
+
+    `stem_channels` > 0 puts a convolutional stem before the patches (Xiao et al., 2021, "Early
+    convolutions help transformers see better"): a 3x3 convolution to `stem_channels` channels and a
+    GELU, so each patch is embedded from local features instead of raw pixels. 0 (the default) is
+    the plain ViT, whose state dict is timm's.
     """
 
     def __init__(self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3,
@@ -60,7 +65,7 @@ class VisionTransformer(nn.Module):
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, class_token: bool = True,
                  global_pool: str = "token", drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0, head_hidden: int | None = None, norm_eps: float = 1e-6,
-                 attn_backend: str = "auto", dynamic_img_size: bool = False):
+                 attn_backend: str = "auto", dynamic_img_size: bool = False, stem_channels: int = 0):
         super().__init__()
         if global_pool not in ("token", "avg"):
             raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
@@ -71,7 +76,12 @@ class VisionTransformer(nn.Module):
         self.num_prefix_tokens = 1 if class_token else 0
         self.dynamic_img_size = dynamic_img_size
 
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim, strict_img_size=not dynamic_img_size)
+        if stem_channels < 0:
+            raise ValueError(f"stem_channels must be >= 0 (0: no stem), got {stem_channels}")
+        self.stem = (nn.Sequential(nn.Conv2d(in_chans, stem_channels, 3, padding=1), nn.GELU())
+                     if stem_channels else nn.Identity())
+        self.patch_embed = PatchEmbed(img_size, patch_size, stem_channels or in_chans, embed_dim,
+                                      strict_img_size=not dynamic_img_size)
         num_tokens = self.patch_embed.num_patches + self.num_prefix_tokens
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
         self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, embed_dim))
@@ -114,7 +124,7 @@ class VisionTransformer(nn.Module):
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         grid = self.patch_embed.grid_of(x)
-        x = self.patch_embed(x)  # (B, N, D)
+        x = self.patch_embed(self.stem(x))  # (B, N, D)
         if self.cls_token is not None:
             cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, D)
             x = torch.cat([cls, x], dim=1)  # (B, 1+N, D)

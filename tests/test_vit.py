@@ -179,3 +179,21 @@ def test_vit_digits_config_and_learning_signal(one_thread):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_conv_stem_embeds_local_features_and_is_absent_by_default():
+    plain = create("vit_digits")
+    assert isinstance(plain.stem, nn.Identity)
+    assert not any(key.startswith("stem.") for key in plain.state_dict())  # timm's layout is unchanged
+    torch.manual_seed(0)
+    stemmed = create("vit_digits", stem_channels=16)
+    conv = stemmed.stem[0]
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size) == (1, 16, (3, 3))
+    assert stemmed.patch_embed.proj.in_channels == 16
+    images = torch.randn(3, 1, 8, 8)
+    assert stemmed(images).shape == (3, 10)
+    # the tokens are the patch embedding of the stem's features, not of the pixels
+    expected = stemmed.patch_embed(nn.functional.gelu(conv(images)))  # (B, N, D)
+    torch.testing.assert_close(stemmed._embed(images)[:, 1:] - stemmed.pos_embed[:, 1:], expected)
+    with pytest.raises(ValueError, match="stem_channels"):
+        create("vit_digits", stem_channels=-1)

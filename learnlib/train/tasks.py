@@ -54,13 +54,22 @@ class Classification(Task):
 
     metric_names = ("loss", "accuracy")
 
-    def __init__(self, label_smoothing: float = 0.0):
-        self.label_smoothing = label_smoothing
+    def __init__(self, label_smoothing: float = 0.0, mixup: float = 0.0):
+        if mixup < 0:
+            raise ValueError(f"task.mixup is the Beta(alpha, alpha) parameter and must be >= 0, got {mixup}")
+        self.label_smoothing, self.mixup = label_smoothing, mixup
 
     def training_loss(self, model, batch):
         images, labels = batch
+        if self.mixup:
+            weight = float(torch.distributions.Beta(self.mixup, self.mixup).sample())
+            partner = torch.randperm(len(labels), device=labels.device)
+            images = weight * images + (1 - weight) * images[partner]
         logits = model(images)  # (B, num_classes)
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
+        if self.mixup:
+            loss = weight * loss + (1 - weight) * F.cross_entropy(logits.float(), labels[partner],
+                                                                  label_smoothing=self.label_smoothing)
         accuracy = (logits.argmax(-1) == labels).float().mean()
         return loss, {"accuracy": accuracy.item()}
 
