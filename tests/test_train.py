@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from crashing import crash_at_call
 
 from learnlib.train import CheckpointError, ConfigError, NonFiniteLossError, compose, fit, load_model
 from learnlib.train.checkpoint import atomic_save, load_checkpoint
@@ -65,16 +66,8 @@ def test_unset_data_root_says_what_to_pass(tmp_path):
 def test_resume_after_crash_is_bit_exact(tmp_path, monkeypatch):
     reference = fit(small_cfg(tmp_path / "ref"))
 
-    original = Classification.training_loss
-    calls = {"n": 0}
-
-    def crash_after_step_8(self, model, batch):
-        calls["n"] += 1
-        if calls["n"] == 9:  # the 9th micro-batch: after the step-8 checkpoint
-            raise RuntimeError("simulated crash")
-        return original(self, model, batch)
-
-    monkeypatch.setattr(Classification, "training_loss", crash_after_step_8)
+    # the 9th micro-batch: after the step-8 checkpoint
+    original = crash_at_call(monkeypatch, Classification, 9, message="simulated crash")
     with pytest.raises(RuntimeError, match="simulated crash"):
         fit(small_cfg(tmp_path / "crashed"))
     assert load_checkpoint(tmp_path / "crashed/checkpoints/last.pt")["step"] == 8
@@ -88,16 +81,7 @@ def test_resume_across_an_epoch_boundary_is_bit_exact(tmp_path, monkeypatch):
     # 1437 training digits / 512 per step = 2 steps per epoch: the checkpoint at step 3 lies mid-epoch.
     args = ["trainer.batch_size=512", "trainer.max_steps=7", "trainer.checkpoint_every=3", "trainer.eval_every=3"]
     reference = fit(small_cfg(tmp_path / "ref", *args))
-    original = Classification.training_loss
-    calls = {"n": 0}
-
-    def crash(self, model, batch):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise RuntimeError("simulated crash")
-        return original(self, model, batch)
-
-    monkeypatch.setattr(Classification, "training_loss", crash)
+    original = crash_at_call(monkeypatch, Classification, 4, message="simulated crash")
     with pytest.raises(RuntimeError):
         fit(small_cfg(tmp_path / "crashed", *args))
     assert load_checkpoint(tmp_path / "crashed/checkpoints/last.pt")["data"] == {"epoch": 1, "batch_in_epoch": 1}

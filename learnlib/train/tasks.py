@@ -66,9 +66,10 @@ class Classification(Task):
             partner = torch.randperm(len(labels), device=labels.device)
             images = weight * images + (1 - weight) * images[partner]
         logits = model(images)  # (B, num_classes)
-        loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
+        scores = logits.float()
+        loss = F.cross_entropy(scores, labels, label_smoothing=self.label_smoothing)
         if self.mixup:
-            loss = weight * loss + (1 - weight) * F.cross_entropy(logits.float(), labels[partner],
+            loss = weight * loss + (1 - weight) * F.cross_entropy(scores, labels[partner],
                                                                   label_smoothing=self.label_smoothing)
         accuracy = (logits.argmax(-1) == labels).float().mean()
         return loss, {"accuracy": accuracy.item()}
