@@ -102,7 +102,19 @@ def test_bad_mask_and_backend_raise():
     with pytest.raises(ValueError, match="CUDA"):
         scaled_dot_product_attention(q, k, v, backend="flash")
     with pytest.raises(ValueError, match="'reference'"):  # the message lists the valid names
-        Attention(dim=32, num_heads=4, backend="flash_attn")
+        Attention(dim=32, num_heads=4, backend="flash-attention")
+
+
+def test_one_vocabulary_for_attention_conv_and_raster():
+    from learnlib.nn.backends import KINDS
+
+    assert canonical_backend("flash_attn") == "flash"  # the memory CLI's old word
+    assert canonical_backend("torch", "conv") == canonical_backend("torch", "raster") == "reference"
+    assert all(canonical_backend(name, kind) == name for kind, names in KINDS.items() for name in names)
+    with pytest.raises(ValueError, match="unknown conv backend 'gsplat'"):
+        canonical_backend("gsplat", "conv")
+    with pytest.raises(ValueError, match="unknown raster backend 'sdpa'"):
+        canonical_backend("sdpa", "raster")
 
 
 def test_auto_picks_sdpa_on_cpu_and_old_names_are_aliases():

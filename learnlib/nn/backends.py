@@ -1,12 +1,18 @@
-"""The attention backend names shared by dense, VAR and sparse attention, and their one resolver.
+"""The one backend vocabulary of the course: attention, sparse convolution and rasterization.
 
-- "reference": plain PyTorch written out (dense: softmax(Q K^T * scale + mask) V; sparse: one
-  Python iteration per group); readable, runs everywhere, the one the others are tested against.
-- "sdpa": torch's fused `scaled_dot_product_attention` (sparse: groups padded to length buckets).
-- "flash": the `flash-attn` package (dense `flash_attn_func`, sparse varlen kernel); CUDA only.
-- "auto": "flash" on CUDA when flash-attn is installed and applies to the call, else "sdpa".
+Every kind has a plain-PyTorch "reference", optional fast backends, and "auto":
+- attention: "reference" (softmax(Q K^T * scale + mask) V written out; sparse: one Python
+  iteration per group), "sdpa" (torch's fused `scaled_dot_product_attention`; sparse: groups
+  padded to length buckets), "flash" (the `flash-attn` package, CUDA only), "auto" ("flash" on
+  CUDA when flash-attn is installed and applies to the call, else "sdpa").
+- conv (sparse 3D convolution): "reference" (gather-GEMM-scatter in PyTorch), "spconv", "auto"
+  (spconv when importable, else reference).
+- raster (Gaussian rasterization): "reference" (the PyTorch rasterizer), "gsplat" (CUDA),
+  "auto" (gsplat on CUDA when importable, else reference).
 
-Older names ("math", "loop", "sdpa_bucketed") are still accepted because stored notebooks call them.
+Older or package-flavoured names are accepted as aliases ("math", "loop" and "torch" mean
+"reference"; "sdpa_bucketed" means "sdpa"; "flash_attn" means "flash") because stored notebooks,
+configs and the memory CLI used them.
 """
 
 from __future__ import annotations
@@ -15,8 +21,14 @@ import functools
 
 import torch
 
-BACKENDS = ("auto", "reference", "sdpa", "flash")
-ALIASES = {"math": "reference", "loop": "reference", "sdpa_bucketed": "sdpa"}
+KINDS = {
+    "attention": ("auto", "reference", "sdpa", "flash"),
+    "conv": ("auto", "reference", "spconv"),
+    "raster": ("auto", "reference", "gsplat"),
+}
+BACKENDS = KINDS["attention"]
+ALIASES = {"math": "reference", "loop": "reference", "torch": "reference", "sdpa_bucketed": "sdpa",
+           "flash_attn": "flash"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -29,17 +41,20 @@ def flash_attn_available() -> bool:
     return True
 
 
-def canonical_backend(backend: str) -> str:
-    """`backend` as one of BACKENDS (aliases mapped); ValueError naming the valid names otherwise."""
+def canonical_backend(backend: str, kind: str = "attention") -> str:
+    """`backend` as one of KINDS[kind] (aliases mapped); ValueError naming the valid names otherwise."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown backend kind {kind!r}; expected one of {tuple(KINDS)}")
+    valid = KINDS[kind]
     name = ALIASES.get(backend, backend)
-    if name not in BACKENDS:
-        raise ValueError(f"unknown attention backend {backend!r}; expected one of {BACKENDS} "
-                         f"(or an older alias {tuple(ALIASES)})")
+    if name not in valid:
+        aliases = tuple(a for a, target in ALIASES.items() if target in valid)
+        raise ValueError(f"unknown {kind} backend {backend!r}; expected one of {valid} (or an alias {aliases})")
     return name
 
 
 def resolve_backend(backend: str, device: torch.device | str, flash_applies: bool = True) -> str:
-    """The concrete backend ("reference", "sdpa" or "flash") that `backend` means on `device`.
+    """The concrete attention backend ("reference", "sdpa" or "flash") that `backend` means on `device`.
 
     `flash_applies` says whether flash-attn can compute this call (dtype, mask, head size); "auto"
     picks "flash" only when it does, the device is CUDA and flash-attn is installed.

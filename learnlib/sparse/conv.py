@@ -20,6 +20,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from learnlib.nn.backends import canonical_backend
 from learnlib.sparse.tensor import SparseTensor, voxel_keys, voxels_from_keys
 
 _encode, _decode = voxel_keys, voxels_from_keys  # the voxel keys of SparseTensor's duplicate check
@@ -101,8 +102,8 @@ def _spconv_available() -> bool:
 class SubMConv3d(nn.Module):
     """Submanifold 3D convolution on a SparseTensor (N, in_channels) -> (N, out_channels).
 
-    weight: [out, in, k, k, k] (the nn.Conv3d layout); backend "torch", "spconv" or
-    "auto" (spconv when installed). A tensor with 0 voxels gives 0 voxels with out_channels
+    weight: [out, in, k, k, k] (the nn.Conv3d layout); backend "reference" (alias "torch"),
+    "spconv" or "auto" (spconv when installed), as in learnlib.nn.backends. A tensor with 0 voxels gives 0 voxels with out_channels
     features (computed by the torch path, which spconv cannot take).
     """
 
@@ -113,8 +114,7 @@ class SubMConv3d(nn.Module):
         super().__init__()
         if kernel_size % 2 == 0:
             raise ValueError(f"submanifold convolution needs an odd kernel_size, got {kernel_size}")
-        if backend not in ("auto", "torch", "spconv"):
-            raise ValueError(f"backend must be 'auto', 'torch' or 'spconv', got {backend!r}")
+        backend = canonical_backend(backend, "conv")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.dilation, self.backend = kernel_size, dilation, backend
         ref = nn.Conv3d(in_channels, out_channels, kernel_size, bias=bias)  # default init of Conv3d
@@ -127,7 +127,7 @@ class SubMConv3d(nn.Module):
             raise ValueError(f"expected feats (N, {self.in_channels}), got {tuple(x.feats.shape)}")
         backend = self.backend
         if backend == "auto":
-            backend = "spconv" if _spconv_available() else "torch"
+            backend = "spconv" if _spconv_available() else "reference"
         if backend == "spconv" and len(x) > 0:
             return x.replace(self._forward_spconv(x))
         nbr = sparse_neighbors(x, self.kernel_size, self.dilation)

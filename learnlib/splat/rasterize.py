@@ -29,6 +29,7 @@ import math
 import torch
 from torch import Tensor
 
+from learnlib.nn.backends import canonical_backend
 from learnlib.splat.projection import covariance_3d, project_gaussians
 
 ALPHA_MAX = 0.999  # gsplat's clamp (the original 3DGS CUDA code uses 0.99)
@@ -296,7 +297,8 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
         backgrounds (C, D); antialiased: multiply opacities by the Mip-Splatting compensation;
         render_mode: "RGB", "D" (accumulated depth), "ED" (expected depth = D / alpha),
         "RGB+D" or "RGB+ED" (depth as an extra last channel);
-        backend: "torch", "gsplat" (CUDA) or "auto" (gsplat on CUDA when importable, else torch);
+        backend: "reference" (alias "torch"), "gsplat" (CUDA) or "auto" (gsplat on CUDA when importable,
+            else reference), as in learnlib.nn.backends;
         0 Gaussians always take the torch path (the background with alpha 0).
 
     Raises ValueError for wrong shapes and for NaN or inf in means, quats, scales or opacities
@@ -315,12 +317,11 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
         if backgrounds.shape != (viewmats.shape[0], D):
             raise ValueError(f"backgrounds must be [C, {D}] = [{viewmats.shape[0]}, {D}], "
                              f"got {tuple(backgrounds.shape)}")
-    if backend not in ("auto", "torch", "gsplat"):
-        raise ValueError(f"backend must be 'auto', 'torch' or 'gsplat', got {backend!r}")
+    backend = canonical_backend(backend, "raster")
     args = (means, quats, scales, opacities, colors, viewmats, Ks, width, height)
     kwargs = {"near_plane": near_plane, "far_plane": far_plane, "eps2d": eps2d, "backgrounds": backgrounds,
               "antialiased": antialiased, "tile_size": tile_size, "render_mode": render_mode}
-    if backend != "torch":
+    if backend != "reference":
         from learnlib.splat.gsplat_backend import gsplat_available, rasterize_gsplat
 
         if means.shape[0] > 0 and (backend == "gsplat" or (means.is_cuda and gsplat_available())):
