@@ -24,7 +24,7 @@ ARGS = ["+model.drop_path_rate=0.0", "data.max_shift=0", "trainer.max_steps=6", 
 def _rank_main(rank: int, port: int, cfg_yaml: str, crash_at_call: int) -> None:
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "LOCAL_RANK": str(rank), "WORLD_SIZE": "2"})
-    from learnlib.train.tasks import Classification
+    from learnlib.tasks import Classification
 
     if crash_at_call:
         original, calls = Classification.training_loss, {"n": 0}

@@ -9,7 +9,7 @@ from hydra import initialize_config_module
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 
-from learnlib.train.errors import ConfigError
+from learnlib.errors import ConfigError
 
 CONFIG_MODULE = "learnlib.configs"
 

@@ -15,8 +15,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from learnlib.data import build_datasets
+from learnlib.errors import NonFiniteLossError
 from learnlib.models import build_model
 from learnlib.nn.checkpointing import apply_activation_checkpointing
+from learnlib.tasks import build_task
 from learnlib.train import distributed
 from learnlib.train.checkpoint import (
     FORMAT,
@@ -29,14 +31,12 @@ from learnlib.train.checkpoint import (
     set_rng_state,
 )
 from learnlib.train.dcp import load_sharded, save_sharded
-from learnlib.train.errors import NonFiniteLossError
-from learnlib.train.loader import ResumableLoader, eval_batches, train_batch_sampler
+from learnlib.train.loader import ResumableLoader, eval_batches, move_to, train_batch_sampler
 from learnlib.train.logger import RunLogger, plot_curves
 from learnlib.train.optim import build_optimizer
 from learnlib.train.run_dir import RunDirectory
 from learnlib.train.schedule import build_scheduler
 from learnlib.train.sharding import accumulation_context, clip_grad_norm, wrap_for_training
-from learnlib.train.tasks import build_task, move_to
 from learnlib.train.validate import validate_best_metric, validate_config
 
 

@@ -1,4 +1,4 @@
-"""Exceptions of the training path, each with a message that says what to do."""
+"""Exceptions of the training and loading paths, each with a message that says what to do."""
 
 
 class ConfigError(ValueError):
