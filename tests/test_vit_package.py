@@ -72,3 +72,10 @@ def test_only_paddle_linear_weights_count_as_linear_weights():
     assert is_paddle_linear_weight("classifier.fc2.weight")
     assert not is_paddle_linear_weight("encoder.layers.0.attn.qkv.bias")
     assert not is_paddle_linear_weight("patch_embedding.conv.weight")
+
+
+def test_dinov2_has_no_interpolation_offset_option():
+    from learnlib.models import create
+
+    with pytest.raises(ValueError, match=r"no option\(s\) \['interpolate_offset'\].*interpolate_antialias"):
+        create("dinov2_vitl14_reg", interpolate_offset=0.1)
