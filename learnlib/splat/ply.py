@@ -128,7 +128,7 @@ def ply_vertices(gaussians: Gaussians | Mapping[str, Tensor], sh_degree: int = 0
     elif isinstance(gaussians, Mapping):
         stored = _stored_from_tensors(gaussians)
     else:
-        raise ValueError(f"expected Gaussians or a mapping of tensors, got {type(gaussians).__name__}")
+        raise TypeError(f"expected Gaussians or a mapping of tensors, got {type(gaussians).__name__}")
     n = stored["xyz"].shape[0]
     for group, value in stored.items():
         _check_finite(f"stored {group}", value)  # e.g. log of an underflowed scale

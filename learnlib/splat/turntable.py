@@ -1,4 +1,4 @@
-"""Turntable animations: an object rendered by cameras circling it, side by side, saved as a GIF.
+r"""Turntable animations: an object rendered by cameras circling it, side by side, saved as a GIF.
 
 A render function takes a `Cameras` of one camera and returns its image (1, H, W, 3) or
 (H, W, 3) in [0, 1] (or a tuple whose first item is that, as `Gaussians.render` and
@@ -9,7 +9,7 @@ fixed `text/plain` line. The GIF's pixels depend on float rounding, so the store
 an nbval sanitize rule that replaces the base64 GIF (it always starts with "R0lGOD"):
 
     [gif]
-    regex: R0lGOD[A-Za-z0-9+/=\\s]*
+    regex: R0lGOD[A-Za-z0-9+/=\s]*
     replace: GIF
 """
 
@@ -50,10 +50,11 @@ def to_frame(image, width: int | None = None, height: int | None = None) -> np.n
     if isinstance(image, (tuple, list)):
         image = image[0]
     image = torch.as_tensor(image).detach().cpu()
+    received = list(image.shape)
     if image.dim() == 4 and image.shape[0] == 1:
         image = image[0]  # (H, W, 3)
     if image.dim() != 3 or image.shape[-1] != 3:
-        raise ValueError(f"a render must be (1, H, W, 3) or (H, W, 3) RGB, got {list(image.shape)}")
+        raise ValueError(f"a render must be (1, H, W, 3) or (H, W, 3) RGB, got {received}")
     if width is not None and tuple(image.shape[:2]) != (height, width):
         raise ValueError(f"a render must be {height} x {width} px like its camera, got {list(image.shape)}")
     if image.dtype == torch.uint8:
