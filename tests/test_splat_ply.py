@@ -189,6 +189,8 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
     nan_gaussians.raw_scales[1, 0] = math.nan
     with pytest.raises(ValueError, match=r"raw_scales must be finite.*raw_scales\[1\]"):
         save_ply(tmp_path / "a.ply", nan_gaussians)
+    with pytest.raises(ValueError, match=r"stored xyz \['x', 'y', 'z'\] must be finite.*\[0\]"):
+        save_ply(tmp_path / "a.ply", {**good, "means": good["means"].double() * 1e300})  # beyond float32
     with pytest.raises(ValueError, match=r"opacities must lie strictly inside \(0, 1\)"):
         save_ply(tmp_path / "a.ply", {**good, "opacities": torch.ones(4)})
     with pytest.raises(ValueError, match="one of 'colors' or 'sh_dc'"):

@@ -129,13 +129,12 @@ def ply_vertices(gaussians: Gaussians | Mapping[str, Tensor], sh_degree: int = 0
         stored = _stored_from_tensors(gaussians)
     else:
         raise TypeError(f"expected Gaussians or a mapping of tensors, got {type(gaussians).__name__}")
-    n = stored["xyz"].shape[0]
+    out = np.zeros(stored["xyz"].shape[0], dtype=[(name, "<f4") for name in names])
     for group, value in stored.items():
-        _check_finite(f"stored {group}", value)  # e.g. log of an underflowed scale
-    out = np.zeros(n, dtype=[(name, "<f4") for name in names])
-    for group, value in stored.items():
+        value32 = value.float()  # (N, width); a value beyond float32's range becomes inf here
+        _check_finite(f"stored {group} {list(_GROUPS[group])}", value32)
         for column, name in enumerate(_GROUPS[group]):
-            out[name] = value[:, column].numpy().astype(np.float32)
+            out[name] = value32[:, column].numpy()
     return out
 
 
