@@ -97,3 +97,45 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, padding: str = "valid",
          value_range: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
     """Mean SSIM over a batch of images (B, C, H, W) (a 0-dim tensor, differentiable); see `ssim_per_image`."""
     return ssim_per_image(pred, target, padding, value_range).mean()
+
+
+def masked_psnr_per_image(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                          value_range: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+    """PSNR in dB of each image (B,) over the pixels where `mask` (B, H, W) is True, all channels.
+
+    pred, target (B, C, H, W); pred clamped to `value_range`. An image with an empty mask gets NaN
+    (nothing to measure), never a perfect score.
+    """
+    _check_pair(pred, target, value_range)
+    if pred.dim() != 4 or mask.shape != (pred.shape[0], *pred.shape[2:]):
+        raise ValueError(f"expected images (B, C, H, W) and a mask (B, H, W); got {tuple(pred.shape)} and "
+                         f"{tuple(mask.shape)}")
+    low, high = value_range
+    weight = mask.to(torch.float32)[:, None]  # (B, 1, H, W)
+    squared = (pred.float().clamp(low, high) - target.float()).pow(2) * weight  # (B, C, H, W)
+    count = weight.flatten(1).sum(1) * pred.shape[1]  # (B,)
+    mse = squared.flatten(1).sum(1) / count.clamp_min(1)  # (B,)
+    value = 10 * torch.log10((high - low) ** 2 / mse.clamp_min(MIN_MSE))
+    return torch.where(count > 0, value, torch.full_like(value, float("nan")))
+
+
+def object_mask(target_alpha: torch.Tensor, render_alpha: torch.Tensor, threshold: float = 0.05) -> torch.Tensor:
+    """Pixels (B, H, W) that belong to the object in the reference or in the render (alpha > threshold).
+
+    The union: a render that misses part of the object and one that paints the background are both
+    measured, while the background that both leave empty is not.
+    """
+    if target_alpha.shape != render_alpha.shape:
+        raise ValueError(f"alphas must have one shape, got {tuple(target_alpha.shape)} and {tuple(render_alpha.shape)}")
+    return (target_alpha > threshold) | (render_alpha > threshold)
+
+
+def silhouette_iou(render_alpha: torch.Tensor, target_alpha: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Intersection over union (B,) of the silhouettes alpha > threshold of alphas (B, H, W); 1 when both are empty."""
+    if render_alpha.shape != target_alpha.shape or render_alpha.dim() != 3:
+        raise ValueError(f"expected two alphas (B, H, W) of one shape, got {tuple(render_alpha.shape)} and "
+                         f"{tuple(target_alpha.shape)}")
+    a, b = render_alpha > threshold, target_alpha > threshold
+    inter = (a & b).flatten(1).sum(1).float()  # (B,)
+    union = (a | b).flatten(1).sum(1).float()  # (B,)
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))

@@ -97,3 +97,33 @@ def test_ssim_is_differentiable():
     a.requires_grad_(True)
     (1 - ssim(a, b, padding="same")).backward()
     assert a.grad is not None and torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
+
+
+def test_masked_psnr_measures_only_the_object():
+    from learnlib.metrics import masked_psnr_per_image, object_mask
+
+    target = torch.zeros(2, 3, 8, 8)
+    target[:, :, 2:4, 2:4] = 0.5  # a 2 x 2 object on black
+    pred = torch.zeros(2, 3, 8, 8)
+    pred[1, :, 2:4, 2:4] = 0.4  # image 1 gets the object 0.1 off; image 0 renders nothing
+    alpha = (target[:, 0] > 0).float()
+    mask = object_mask(alpha, (pred[:, 0] > 0).float())
+    got = masked_psnr_per_image(pred, target, mask)
+    torch.testing.assert_close(got, torch.tensor([10 * math.log10(1 / 0.25), 10 * math.log10(1 / 0.01)]),
+                               atol=1e-4, rtol=0)
+    # the full-image PSNR of the all-black render is far higher: the background flatters it
+    assert psnr_per_image(pred[:1], target[:1])[0] > got[0] + 10
+    assert torch.isnan(masked_psnr_per_image(pred, target, torch.zeros(2, 8, 8, dtype=torch.bool))).all()
+    with pytest.raises(ValueError, match="mask"):
+        masked_psnr_per_image(pred, target, mask[0])
+
+
+def test_silhouette_iou():
+    from learnlib.metrics import silhouette_iou
+
+    a = torch.zeros(3, 4, 4)
+    b = torch.zeros(3, 4, 4)
+    a[0, :2] = 1  # 8 pixels
+    b[0, 1:3] = 1  # 8 pixels, 4 shared: IoU 4 / 12
+    a[1] = 1
+    torch.testing.assert_close(silhouette_iou(a, b), torch.tensor([1 / 3, 0.0, 1.0]))
