@@ -78,3 +78,20 @@ def test_every_registering_module_is_reachable_from_its_registry_list():
         reached = _factories("one", f"import {owner}\n")[key]
         missing = sorted(set(modules) - set(reached))
         assert not missing, f"{key}: {missing} register names but are not reached from its module list"
+
+
+def test_graders_and_the_training_face_load_lazily():
+    """`import learnlib.check` / `learnlib.train` import nothing heavy; every grader loads without Hydra."""
+    code = """
+import sys, json
+import learnlib.check, learnlib.train
+light = "hydra" not in sys.modules and "learnlib.check.vit" not in sys.modules and "learnlib.train.trainer" not in sys.modules
+for name in learnlib.check.__all__:
+    getattr(learnlib.check, name)
+graders_without_hydra = "hydra" not in sys.modules
+learnlib.train.compose
+print(json.dumps([light, graders_without_hydra, "hydra" in sys.modules, sorted(learnlib.check.__all__) == sorted(dir(learnlib.check)) or set(learnlib.check.__all__) <= set(dir(learnlib.check))]))
+"""
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == [True, True, True, True]
