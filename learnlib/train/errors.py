@@ -1,8 +1,8 @@
 """Exceptions of the training path, each with a message that says what to do."""
 
+from learnlib.configs.errors import ConfigError
 
-class ConfigError(ValueError):
-    """An experiment name or a config key that does not exist."""
+__all__ = ["CheckpointError", "ConfigError", "NonFiniteLossError"]
 
 
 class CheckpointError(RuntimeError):
