@@ -162,12 +162,13 @@ def test_fp16_is_counted_as_bf16_and_refused_on_cpu_tensors(small_models):
         measure_activations(model, 2, precision="fp16")
 
 
-def test_every_registered_model_has_a_memory_workload():
-    from learnlib.memory.workload import family_of
+def test_every_experiment_has_a_memory_workload():
+    from learnlib.configs.compose import list_experiments
+    from learnlib.memory import resolve
 
-    units = {name: family_of(build_on_meta(name)).unit for name in models.available()}
-    assert units["vit_digits"] == units["var_d16"] == units["vqvae_digits"] == units["mlp_digits"] == "items"
-    assert units["slat_vae_tiny"] == "voxels"
+    units = {name: resolve(name).family.unit for name in list_experiments()}
+    assert {units[name] for name in ("vit_digits", "var_d16", "vqvae_digits", "mlp_digits")} == {"items"}
+    assert units["slat_vae_meshes"] == units["slat_vae_swin8_b_64l8"] == "voxels"
 
 
 def test_generic_memory_modules_name_no_family():
@@ -187,3 +188,10 @@ def test_generic_memory_modules_name_no_family():
             if isinstance(node, (ast.Name, ast.Attribute)):
                 name = node.id if isinstance(node, ast.Name) else node.attr
                 assert name not in classes and "slat" not in name.lower(), f"{path.name} names {name}"
+
+
+def test_sgd_state_matches_the_trainer_optimizer_module(small_models):
+    from learnlib.memory.measure import measure_state
+
+    model = small_models["vit"]
+    assert estimate(model, 2, optimizer="sgd").optimizer_states == measure_state(model, "sgd")["optimizer_states"]
