@@ -121,11 +121,10 @@ def run(argv: list[str]) -> str:
         lines += [f"ema: trainer.ema_decay={workload.ema_decay} keeps a copy of the weights (counted above).", ""]
     verdict = "fits" if need <= capacity else "does NOT fit"
     lines.append(f"{gpu} ({capacity:.1f} GiB): {verdict}: needs {need:.1f} GiB with the allowance.")
-    lines += ["", f"largest {unit} per device that fits ({precision}, {optimizer}, {devices} devices):", "",
+    no_ckpt = "" if blocks else f"; checkpointing n/a: {type(workload.model).__name__} has no `blocks`"
+    lines += ["", f"largest {unit} per device that fits ({precision}, {optimizer}, {devices} devices{no_ckpt}):", "",
               "| GPU | GiB | fits now | ddp | ddp + checkpointing | fsdp | fsdp + checkpointing |",
               "|---|---:|---|---:|---:|---:|---:|"]
-    if not blocks:
-        lines[-3] = lines[-3][:-1] + f"; checkpointing n/a: {type(workload.model).__name__} has no `blocks`):"
     best = {}
     for name, gib in GPUS.items():
         row = []
