@@ -1,92 +1,129 @@
-"""One training step's inputs and loss for each model family of the course (what memory is measured on).
+"""The memory-workload hook: what the estimator needs to know about each model family.
 
-`training_step(model, batch)` returns a function computing the loss of a random batch, the
-same loss the experiment's task computes: cross-entropy for classifiers (ViT, MLP), the
-reconstruction + quantizer loss for the VQ-VAE, and the next-scale cross-entropy for VAR
-(whose frozen tokenizer runs under no_grad and saves nothing for backward). The SLat VAE's
-step (learnlib.memory.slat_step) takes voxels, not items: its `batch` is the voxel count.
+A family registers a `FamilyWorkload` subclass in its own room with `@register_workload("name")`
+(learnlib/vit/memory.py, learnlib/slat/memory.py, ...); WORKLOAD_MODULES lists those modules, imported
+on first use, so the estimator finds the family of a model by asking the registry. A workload builds
+one random training step (the same loss the family's task computes) and names its batch unit; a
+family whose memory is not a FakeTensor trace at batch 1 and 2 (the SLat VAE: voxels, measured and
+extrapolated) overrides the optional hooks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from learnlib.mlp import MLPClassifier
-from learnlib.var.loss import var_loss
-from learnlib.var.model import VAR
-from learnlib.vit import VisionTransformer
-from learnlib.vq.losses import reconstruction_loss
-from learnlib.vq.vqvae import VQVAE
+from learnlib.registry import Registry
 
-FAMILIES = ("VisionTransformer", "MLPClassifier", "VQVAE", "VAR", "SLatVAE")
-
-
-def family(model: nn.Module) -> str:
-    """The model family ("VisionTransformer", "MLPClassifier", "VQVAE", "VAR" or "SLatVAE") of `model`."""
-    from learnlib.slat.vae import SLatVAE
-
-    for cls in (VisionTransformer, MLPClassifier, VQVAE, VAR, SLatVAE):
-        if isinstance(model, cls):
-            return cls.__name__
-    raise ValueError(f"memory estimates cover the families {FAMILIES}; got a {type(model).__name__}")
+# Modules whose import registers memory workloads. Each chapter adds its module here.
+WORKLOAD_MODULES = (
+    "learnlib.mlp_memory",
+    "learnlib.vit.memory",
+    "learnlib.vq.memory",
+    "learnlib.var.memory",
+    "learnlib.slat.memory",
+)
+WORKLOADS = Registry("memory workload", WORKLOAD_MODULES)
+register_workload = WORKLOADS.register
 
 
-def training_step(model: nn.Module, batch: int, label_smoothing: float = 0.0, recon_loss: str = "l1+l2",
-                  quant_weight: float = 1.0,
-                  generator: torch.Generator | None = None) -> Callable[[], torch.Tensor]:
-    """A function running the forward pass and loss of `model` on a random batch of `batch` items.
+@dataclass(frozen=True)
+class ConfigExtras:
+    """What a family reads from an experiment config besides the model."""
 
-    Under FakeTensorMode the inputs are fake too (shapes only). Data-dependent statistics the
-    VQ-VAE keeps under no_grad (codebook usage, dead-code restarts) are switched off on this
-    instance while the function runs: they save nothing for backward.
+    options: dict = field(default_factory=dict)  # keyword options of the family's `training_step`
+    frozen_bytes: int = 0  # frozen networks the step also runs (a tokenizer, LPIPS)
+    activation_checkpointing: bool = False  # the family's own switch (e.g. model.use_checkpoint)
+
+
+class FamilyWorkload:
+    """How the estimator runs one family: subclass it in the family's room and register it.
+
+    Required: `model_class` and `training_step`. `unit` is what a batch counts ("items", or
+    "voxels"), `batch_word` how the CLI names one batch per device, `budget_key` the config key a
+    budgeted batch is set by (None: trainer.batch_size items). The other methods are hooks with
+    generic defaults.
     """
-    if not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be a positive int, got {batch!r}")
-    kind = family(model)
-    device = next(model.parameters()).device
-    if kind == "SLatVAE":  # batch = voxels of one synthetic object, rendered at one 64 px view
-        from learnlib.memory.slat_step import training_step as slat_training_step
 
-        return slat_training_step(model, batch, image_size=64, generator=generator)
-    if kind in ("VisionTransformer", "MLPClassifier"):
-        if kind == "VisionTransformer":
-            pe = model.patch_embed
-            images = torch.randn(batch, pe.in_chans, pe.img_size, pe.img_size, device=device, generator=generator)
-            classes = model.num_classes
-        else:
-            images = torch.randn(batch, model.in_features, device=device, generator=generator)  # (B, F)
-            classes = model.net[-1].out_features
-        labels = torch.randint(0, max(classes, 1), (batch,), device=device, generator=generator)
+    unit = "items"
+    batch_word = "batch"
+    budget_key: str | None = None
 
-        def step():
-            return F.cross_entropy(model(images).float(), labels, label_smoothing=label_smoothing)
-        return step
-    if kind == "VQVAE":
-        size = model.image_size
-        images = torch.randn(batch, model.in_channels, size, size, device=device, generator=generator)
+    def model_class(self) -> type:
+        """The nn.Module class of the family (subclasses match too)."""
+        raise NotImplementedError
 
-        def step():
-            quantize = model.quantize
-            saved = quantize.dead_code_threshold
-            quantize._usage = lambda indices: {}
-            quantize.dead_code_threshold = 0.0
-            try:
-                out = model(images)
-            finally:
-                del quantize._usage
-                quantize.dead_code_threshold = saved
-            # vqvae_loss's float() parts would read values; the same sum, as one tensor:
-            return reconstruction_loss(out.recon, images, recon_loss) + quant_weight * out.quant_loss
-        return step
-    labels = torch.randint(0, model.num_classes, (batch,), device=device, generator=generator)
-    x_in = torch.randn(batch, model.L - model.first_l, model.Cvae, device=device, generator=generator)
-    targets = torch.randint(0, model.V, (batch, model.L), device=device, generator=generator)
+    def training_step(self, model: nn.Module, batch: int, generator: torch.Generator | None = None,
+                      **options) -> Callable[[], torch.Tensor]:
+        """A function running the forward pass and loss of `model` on a random batch of `batch` units."""
+        raise NotImplementedError
 
-    def step():
-        logits = model(labels, x_in)  # (B, L, V)
-        return var_loss(logits.float(), targets, model.patch_nums, label_smoothing)
-    return step
+    def from_config(self, cfg) -> ConfigExtras:
+        """Training-step options, frozen bytes and checkpointing read off a composed experiment config."""
+        return ConfigExtras()
+
+    def attention_layers(self, model: nn.Module) -> Iterator[nn.Module]:
+        """The layers whose `backend` attribute picks the attention kernel (learnlib.nn.Attention by default)."""
+        from learnlib.nn.attention import Attention
+
+        return (m for m in model.modules() if isinstance(m, Attention))
+
+    def saved_profile(self, workload, batch: int, precision: str, backend: str | None):
+        """The family's own SavedProfile at `batch`, or None for the generic FakeTensor trace."""
+
+    def largest(self, workload, total_at: Callable[[int], int], budget_bytes: float) -> int | None:
+        """The family's own search for the largest batch with total_at(batch) <= budget_bytes, or None
+        for the generic one (the total is linear in the batch)."""
+
+    def cli_batch(self, workload, devices: int) -> tuple[int, list[str]]:
+        """The batch per device of a composed experiment for the CLI, and the header lines explaining it."""
+        trainer = workload.config.trainer
+        size = positive_int("trainer.batch_size", trainer.batch_size)
+        accum = positive_int("trainer.grad_accum", trainer.grad_accum)
+        if size % (devices * accum):
+            raise ValueError(f"trainer.batch_size ({size}) must be a multiple of devices * grad_accum "
+                             f"({devices} * {accum})")
+        batch = size // (devices * accum)
+        return batch, [(f"experiment {workload.name}: global batch {size} = {devices} devices x "
+                        f"{accum} accumulation steps x {batch} per device")]
+
+
+def positive_int(name: str, value) -> int:
+    """`value` as an int >= 1; ValueError naming `name` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+_INSTANCES: dict[str, FamilyWorkload] = {}
+
+
+def family_of(model: nn.Module) -> FamilyWorkload:
+    """The registered workload whose model class `model` is an instance of."""
+    for name in WORKLOADS.available():
+        if name not in _INSTANCES:
+            _INSTANCES[name] = WORKLOADS.get(name)()
+        if isinstance(model, _INSTANCES[name].model_class()):
+            return _INSTANCES[name]
+    raise ValueError(f"no memory workload is registered for a {type(model).__name__}; registered families: "
+                     f"{', '.join(WORKLOADS.available())} (learnlib.memory.workload.WORKLOAD_MODULES)")
+
+
+def training_step(model: nn.Module, batch: int, generator: torch.Generator | None = None,
+                  **options) -> Callable[[], torch.Tensor]:
+    """A function running the forward pass and loss of `model` on a random batch of `batch` units (items,
+    or the family's unit), the loss its experiment's task computes. Under FakeTensorMode the inputs are
+    fake too (shapes only)."""
+    positive_int("batch", batch)
+    return family_of(model).training_step(model, batch, generator=generator, **options)
+
+
+def task_options(cfg, names: tuple[str, ...]) -> dict:
+    """The keys `names` of a composed config's task group that it sets (the loss options of a training step)."""
+    from omegaconf import OmegaConf
+
+    task = OmegaConf.to_container(cfg.task, resolve=True) if cfg.get("task") is not None else {}
+    return {k: task[k] for k in names if k in task}

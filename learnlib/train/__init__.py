@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "compose": "learnlib.train.config",
-    "list_experiments": "learnlib.train.config",
+    "compose": "learnlib.configs.compose",
+    "list_experiments": "learnlib.configs.compose",
     "fit": "learnlib.train.trainer",
     "FitResult": "learnlib.train.trainer",
     "load_model": "learnlib.weights",

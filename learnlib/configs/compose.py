@@ -1,4 +1,7 @@
-"""Compose the Hydra configuration of an experiment, with errors that list valid choices."""
+"""Compose the Hydra configuration of an experiment, with errors that list valid choices.
+
+Shared by every command that reads an experiment (`learnlib.train`, `learnlib.memory`).
+"""
 
 from __future__ import annotations
 
