@@ -7,9 +7,9 @@ from learnlib import models
 from learnlib.memory import estimate
 from learnlib.memory.analytic import block_activation_bytes
 from learnlib.memory.measure import measure_activations, measure_cpu
-from learnlib.memory.saved import SavedTensorTracker
-from learnlib.memory.spec import build_on_meta
+from learnlib.models import build_on_meta
 from learnlib.nn.block import Block
+from learnlib.nn.saved_tensors import SavedTensorTracker
 from learnlib.var.params import (
     measured_block_params,
     var_block_params,

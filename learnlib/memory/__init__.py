@@ -8,7 +8,7 @@ tensors) / `measure_cuda` (the allocator's peak) describe the same step;
 `python -m learnlib.memory experiment=var_d16 trainer.batch_size=768 devices=8 gpu=H100-80GB`
 prints the breakdown, whether it fits and the largest batch per device that does. The estimator is
 generic: each model family registers its training step (and, where its memory needs one, its own
-unit and estimate) in its own room through `learnlib.memory.workload` (e.g. the SLat VAE, estimated
+unit and estimate) in its own room through `learnlib.workloads` (e.g. the SLat VAE, estimated
 per voxel budget in learnlib.slat.memory).
 """
 
@@ -17,9 +17,9 @@ from learnlib.memory.breakdown import MemoryBreakdown
 from learnlib.memory.estimate import estimate
 from learnlib.memory.gpus import GPUS, fits, gpu_capacity, largest_batch, needed_gib
 from learnlib.memory.measure import measure_activations, measure_cpu, measure_cuda, measure_state
-from learnlib.memory.saved import SavedTensors, SavedTensorTracker
 from learnlib.memory.spec import resolve
-from learnlib.memory.workload import FamilyWorkload, register_workload
+from learnlib.nn.saved_tensors import SavedTensors, SavedTensorTracker
+from learnlib.workloads import FamilyWorkload, register_workload
 
 __all__ = [
     "GPUS", "FamilyWorkload", "MemoryBreakdown", "SavedTensorTracker", "SavedTensors", "adamw_memory",

@@ -24,7 +24,7 @@ Conventions (what each part holds):
   it is recomputed in backward (`recompute_peak`).
 - EMA (`ema=True`; the CLI's default when trainer.ema_decay > 0): the trainer's averaged copy of
   the parameters and buffers, held like the parameters (sharded under FSDP).
-- A family may count another unit and bring its own saved profile (learnlib.memory.workload):
+- A family may count another unit and bring its own saved profile (learnlib.workloads):
   the SLat VAE's `batch_per_device` is its voxels per device, and its activations come from CPU
   measurements at two voxel counts and two render sizes, extrapolated (learnlib.slat.memory).
 """
@@ -34,10 +34,10 @@ from __future__ import annotations
 from torch import nn
 
 from learnlib.memory.breakdown import OPTIMIZERS, PRECISIONS, STRATEGIES, MemoryBreakdown, check_choice
-from learnlib.memory.spec import Workload, resolve
-from learnlib.memory.trace import SavedProfile, trace_saved
-from learnlib.memory.workload import positive_int
+from learnlib.memory.spec import resolve
+from learnlib.memory.trace import trace_saved
 from learnlib.nn.backends import canonical_backend
+from learnlib.workloads import SavedProfile, Workload, positive_int
 
 FP32 = 4
 

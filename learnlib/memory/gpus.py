@@ -6,7 +6,7 @@ import math
 
 from learnlib.memory.breakdown import GIB, MemoryBreakdown
 from learnlib.memory.estimate import estimate_workload, saved_profile
-from learnlib.memory.spec import Workload
+from learnlib.workloads import Workload
 
 # Memory per GPU as nvidia-smi reports it, in GiB.
 GPUS = {

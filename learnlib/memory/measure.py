@@ -6,13 +6,13 @@ import torch
 from torch import nn
 
 from learnlib.memory.breakdown import OPTIMIZERS, PRECISIONS, MemoryBreakdown, check_choice
-from learnlib.memory.saved import SavedTensorTracker, storage_key
 from learnlib.memory.trace import attention_backend as use_backend
-from learnlib.memory.workload import training_step
 from learnlib.nn.backends import canonical_backend
 from learnlib.nn.checkpointing import apply_activation_checkpointing, remove_activation_checkpointing
 from learnlib.nn.optim import build_optimizer
 from learnlib.nn.precision import autocast
+from learnlib.nn.saved_tensors import SavedTensorTracker, storage_key
+from learnlib.workloads import training_step
 
 
 def _unique_bytes(tensors) -> int:

@@ -2,48 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import torch
 import yaml
 from torch import nn
 
 from learnlib import models
-from learnlib.memory.workload import FamilyWorkload, family_of
-
-
-@dataclass
-class Workload:
-    """A model (possibly on the meta device) with its task's loss options and its frozen companions' bytes.
-
-    From an experiment config also: the trainer's activation checkpointing (or the family's own
-    switch) and EMA decay, which the CLI uses as its defaults.
-    """
-
-    model: nn.Module
-    name: str
-    task: dict = field(default_factory=dict)
-    frozen_bytes: int = 0
-    config: object = None  # the composed experiment config, when there is one
-    traces: dict = field(default_factory=dict)  # saved-tensor traces by (precision, backend)
-    activation_checkpointing: bool = False
-    ema_decay: float = 0.0
-
-    @property
-    def family(self) -> FamilyWorkload:
-        """The registered memory workload of the model's family."""
-        return family_of(self.model)
-
-
-def build_on_meta(name: str, **overrides) -> nn.Module:
-    """Model `name` with shapes only (meta device): no memory, no initialisation cost."""
-    with torch.device("meta"):
-        return models.create(name, **overrides)
-
-
-def state_bytes(model: nn.Module) -> int:
-    """Bytes of the parameters and buffers of `model`."""
-    return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+from learnlib.models import build_on_meta
+from learnlib.workloads import Workload, family_of
 
 
 def _from_config(cfg) -> Workload:

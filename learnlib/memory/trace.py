@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from learnlib.memory.saved import SavedTensors, SavedTensorTracker
-from learnlib.memory.workload import family_of, training_step
 from learnlib.nn.precision import autocast
-
-
-@dataclass(frozen=True)
-class SavedProfile:
-    """Saved-for-backward bytes of one forward at one batch size."""
-
-    activations: int  # all saved storages
-    checkpointed: int  # what stays saved when every block is checkpointed
-    block_peak: int  # the largest one block saves
-    trained: frozenset = frozenset()  # names of the parameters the loss reaches (they get gradients)
-
-
-def cpu_precision(precision: str) -> str:
-    """The precision a CPU run uses to count the bytes of `precision`: fp16 autocast is CUDA-only, and
-    bf16 saves exactly as many bytes (2 per element), so fp16 is counted as bf16."""
-    return "bf16" if precision == "fp16" else precision
+from learnlib.nn.saved_tensors import SavedTensors, SavedTensorTracker
+from learnlib.workloads import SavedProfile, cpu_precision, family_of, training_step
 
 
 def cpu_backend(backend: str | None) -> str | None:

@@ -42,12 +42,19 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from learnlib.memory.spec import Workload, state_bytes
-from learnlib.memory.trace import SavedProfile, cpu_precision
-from learnlib.memory.workload import ConfigExtras, FamilyWorkload, positive_int, register_workload
+from learnlib.models import state_bytes
 from learnlib.slat.losses import TINY_LOSS_WEIGHTS, SLatLossWeights
 from learnlib.slat.memory_step import measure_saved, synthetic_coords, training_step
 from learnlib.slat.vae import SLatVAE
+from learnlib.workloads import (
+    ConfigExtras,
+    FamilyWorkload,
+    SavedProfile,
+    Workload,
+    cpu_precision,
+    positive_int,
+    register_workload,
+)
 
 CALIBRATION_VOXELS = (512, 1024)
 CALIBRATION_PIXELS = (32, 64)  # render sizes in px

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from learnlib.memory.saved import SavedTensorTracker, storage_key
 from learnlib.nn.checkpointing import apply_activation_checkpointing, remove_activation_checkpointing
 from learnlib.nn.precision import autocast
+from learnlib.nn.saved_tensors import SavedTensorTracker, storage_key
 from learnlib.slat.losses import TINY_LOSS_WEIGHTS, SLatLossWeights, render_views, slat_vae_loss
 from learnlib.sparse import SparseTensor
 from learnlib.splat.cameras import hammersley_cameras

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 
-from learnlib.memory.spec import build_on_meta, state_bytes
-from learnlib.memory.workload import ConfigExtras, FamilyWorkload, register_workload, task_options
+from learnlib.models import build_on_meta, state_bytes
 from learnlib.var.loss import var_loss
 from learnlib.var.model import VAR
+from learnlib.workloads import ConfigExtras, FamilyWorkload, register_workload, task_options
 
 
 def tokenizer_bytes(task: dict) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from learnlib.memory.workload import ConfigExtras, FamilyWorkload, register_workload, task_options
 from learnlib.vit import VisionTransformer
+from learnlib.workloads import ConfigExtras, FamilyWorkload, register_workload, task_options
 
 
 @register_workload("vit")

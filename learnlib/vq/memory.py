@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from learnlib.memory.workload import ConfigExtras, FamilyWorkload, register_workload, task_options
 from learnlib.vq.losses import reconstruction_loss
 from learnlib.vq.vqvae import VQVAE
+from learnlib.workloads import ConfigExtras, FamilyWorkload, register_workload, task_options
 
 
 @register_workload("vq")

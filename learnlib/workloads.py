@@ -1,6 +1,7 @@
-"""The memory-workload hook: what the estimator needs to know about each model family.
+"""The memory-workload hook: what the memory estimator (learnlib.memory) needs to know about each family.
 
-A family registers a `FamilyWorkload` subclass in its own room with `@register_workload("name")`
+It lives below the families, like the model and task registries, so a family can register its
+workload without importing the estimator. A family registers a `FamilyWorkload` subclass in its own room with `@register_workload("name")`
 (learnlib/vit/memory.py, learnlib/slat/memory.py, ...); WORKLOAD_MODULES lists those modules, imported
 on first use, so the estimator finds the family of a model by asking the registry. A workload builds
 one random training step (the same loss the family's task computes) and names its batch unit; a
@@ -20,7 +21,7 @@ from learnlib.registry import Registry
 
 # Modules whose import registers memory workloads. Each chapter adds its module here.
 WORKLOAD_MODULES = (
-    "learnlib.mlp_memory",
+    "learnlib.mlp.memory",
     "learnlib.vit.memory",
     "learnlib.vq.memory",
     "learnlib.var.memory",
@@ -37,6 +38,46 @@ class ConfigExtras:
     options: dict = field(default_factory=dict)  # keyword options of the family's `training_step`
     frozen_bytes: int = 0  # frozen networks the step also runs (a tokenizer, LPIPS)
     activation_checkpointing: bool = False  # the family's own switch (e.g. model.use_checkpoint)
+
+
+@dataclass(frozen=True)
+class SavedProfile:
+    """Saved-for-backward bytes of one forward at one batch size."""
+
+    activations: int  # all saved storages
+    checkpointed: int  # what stays saved when every block is checkpointed
+    block_peak: int  # the largest one block saves
+    trained: frozenset = frozenset()  # names of the parameters the loss reaches (they get gradients)
+
+
+def cpu_precision(precision: str) -> str:
+    """The precision a CPU run uses to count the bytes of `precision`: fp16 autocast is CUDA-only, and
+    bf16 saves exactly as many bytes (2 per element), so fp16 is counted as bf16."""
+    return "bf16" if precision == "fp16" else precision
+
+
+
+@dataclass
+class Workload:
+    """A model (possibly on the meta device) with its task's loss options and its frozen companions' bytes.
+
+    From an experiment config also: the trainer's activation checkpointing (or the family's own
+    switch) and EMA decay, which the CLI uses as its defaults.
+    """
+
+    model: nn.Module
+    name: str
+    task: dict = field(default_factory=dict)
+    frozen_bytes: int = 0
+    config: object = None  # the composed experiment config, when there is one
+    traces: dict = field(default_factory=dict)  # saved-tensor traces by (precision, backend)
+    activation_checkpointing: bool = False
+    ema_decay: float = 0.0
+
+    @property
+    def family(self) -> FamilyWorkload:
+        """The registered memory workload of the model's family."""
+        return family_of(self.model)
 
 
 class FamilyWorkload:
@@ -109,7 +150,7 @@ def family_of(model: nn.Module) -> FamilyWorkload:
         if isinstance(model, _INSTANCES[name].model_class()):
             return _INSTANCES[name]
     raise ValueError(f"no memory workload is registered for a {type(model).__name__}; registered families: "
-                     f"{', '.join(WORKLOADS.available())} (learnlib.memory.workload.WORKLOAD_MODULES)")
+                     f"{', '.join(WORKLOADS.available())} (learnlib.workloads.WORKLOAD_MODULES)")
 
 
 def training_step(model: nn.Module, batch: int, generator: torch.Generator | None = None,
