@@ -3,15 +3,15 @@
 import pytest
 import torch
 
-from learnlib.data import slat_dataset
-from learnlib.data.slat_dataset import (
+from learnlib.slat.data import dataset as slat_dataset
+from learnlib.slat.data.dataset import (
     MeshSource,
     SLatDataset,
     build,
     collate_slat,
     load_mesh,
 )
-from learnlib.data.trellis_dataset import TrellisSource, write_random_dataset
+from learnlib.slat.data.trellis import TrellisSource, write_random_dataset
 from learnlib.sparse import SparseTensor
 
 pytest.importorskip("trimesh")

@@ -1,6 +1,6 @@
 """Graders of the structured-latent data chapter (TRELLIS SLat: multiview features on voxels).
 
-The grader runs the learner's function and the library (learnlib.data.slat_projection) on fresh
+The grader runs the learner's function and the library (learnlib.slat.data.projection) on fresh
 seeded random cameras, feature maps and voxels and compares the results. When a wrong answer
 matches a typical mistake exactly (pixel coordinates given to grid_sample, align_corners=True, the
 voxel corner instead of its centre, x and y swapped, a sum instead of the mean...), the message names it.
@@ -16,7 +16,7 @@ from torch import Tensor
 
 from learnlib.check.core import Mismatch, assert_close, expect_tensor_like, run_check, seeded
 from learnlib.check.hints import register_hints
-from learnlib.data.slat_projection import project_voxel_features as reference_projection
+from learnlib.slat.data.projection import project_voxel_features as reference_projection
 from learnlib.splat.cameras import Cameras, orbit_cameras
 
 __all__ = ["project_voxel_features"]

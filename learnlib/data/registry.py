@@ -8,7 +8,7 @@ from __future__ import annotations
 from learnlib.registry import Registry
 
 # Modules whose import registers datasets. Each chapter adds its module here.
-DATASET_MODULES = ("learnlib.data.digits", "learnlib.data.image_folder", "learnlib.data.slat_dataset")
+DATASET_MODULES = ("learnlib.data.digits", "learnlib.data.image_folder", "learnlib.slat.data.dataset")
 DATASETS = Registry("dataset", DATASET_MODULES)
 register_dataset = DATASETS.register
 

@@ -2,7 +2,7 @@
 
 Every backend takes the same view stack: channels 0-2 RGB in [0, 1] (straight, not premultiplied),
 channel 3 alpha, then optional geometry channels (depth, normals) when the backend asks for them
-(`needs_geometry`). The projection onto voxels (learnlib.data.slat_projection) is the same for all.
+(`needs_geometry`). The projection onto voxels (learnlib.slat.data.projection) is the same for all.
 
 - `PatchPoolBackend` ("patch_pool", the offline default): no learned weights. Each patch of
   `patch_size` px is split into `sub_cells` x `sub_cells` cells and every input channel is averaged

@@ -3,8 +3,8 @@
 Two sources share one interface (`names`, `resolution`, `num_voxels(i)`, `num_views(i)`,
 `load_voxels(i)`, `load_views(i, view_ids)`):
 - `MeshSource`: meshes (sample meshes by name, or mesh files) preprocessed by
-  `learnlib.data.slat_features.preprocess_mesh` once and kept in a `SLatCache` folder;
-- `learnlib.data.trellis_dataset.TrellisSource`: a folder written by TRELLIS's dataset_toolkits.
+  `learnlib.slat.data.features.preprocess_mesh` once and kept in a `SLatCache` folder;
+- `learnlib.slat.data.trellis.TrellisSource`: a folder written by TRELLIS's dataset_toolkits.
 
 `SLatDataset` returns one object per item (coords, feats, and one random view by default, as
 TRELLIS's SparseFeat2Render), drops objects over `max_voxels`, and exposes `sizes` (voxel counts)
@@ -25,10 +25,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from learnlib.data.meshes import load_mesh
 from learnlib.data.registry import register_dataset
-from learnlib.data.slat_backends import make_backend
-from learnlib.data.slat_cache import SLatCache
-from learnlib.data.slat_features import (
+from learnlib.slat.data.extractors import make_backend
+from learnlib.slat.data.cache import SLatCache
+from learnlib.slat.data.features import (
     LIGHTINGS,
     TRELLIS_FOV_DEG,
     TRELLIS_RADIUS,
@@ -43,34 +44,6 @@ __all__ = ["DEFAULT_UP_AXES", "TRELLIS_MAX_VOXELS", "MeshSource", "SLatDataset",
 TRELLIS_MAX_VOXELS = 32768
 VIEW_SPLITS = ("all", "train", "heldout")
 DEFAULT_UP_AXES = {"bunny": "y", "bunny10k": "y"}  # pymeshlab's bunnies are stored y-up
-
-
-def load_mesh(name_or_path: str, up_axis: str = "z"):
-    """A trimesh mesh from a sample-mesh name or a mesh file; ValueError naming the file when it fails to load."""
-    from learnlib.data.meshes import list_sample_meshes, load_sample_mesh
-
-    if name_or_path in list_sample_meshes():
-        return load_sample_mesh(name_or_path, up_axis=up_axis)
-    path = Path(name_or_path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{name_or_path!r} is neither a sample mesh ({', '.join(list_sample_meshes())}) "
-                                "nor an existing mesh file")
-    import trimesh
-
-    try:
-        mesh = trimesh.load(str(path), force="mesh")
-    except Exception as err:  # trimesh raises many types for unreadable files
-        raise ValueError(f"could not load mesh {path}: {type(err).__name__}: {err}") from err
-    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
-        raise ValueError(f"could not load mesh {path}: it holds no triangles")
-    from learnlib.data.meshes import _TO_Z_UP
-
-    if up_axis not in _TO_Z_UP:
-        raise ValueError(f"up_axis must be one of {sorted(_TO_Z_UP)}, got {up_axis!r}")
-    transform = np.eye(4)
-    transform[:3, :3] = _TO_Z_UP[up_axis]
-    mesh.apply_transform(transform)
-    return mesh
 
 
 class MeshSource:
@@ -326,7 +299,7 @@ def build(cfg):
         def make(subset):
             return MeshSource(subset, **common)
     elif source_kind == "trellis":
-        from learnlib.data.trellis_dataset import TrellisSource
+        from learnlib.slat.data.trellis import TrellisSource
 
         if get("root", None) is None:
             raise ValueError("data.root is not set: pass the folder written by TRELLIS's dataset_toolkits")
