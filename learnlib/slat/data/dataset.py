@@ -257,66 +257,72 @@ def _split(names: list[str], val_fraction: float, seed: int) -> tuple[list[str],
 
 
 @register_dataset("slat")
-def build(cfg):
-    """(train, val) SLatDatasets from a `data` config (a dict or OmegaConf node).
+def build(source: str = "meshes", views_per_item: int | None = 1, val_views_per_item: int | None = None,
+          max_voxels: int | None = TRELLIS_MAX_VOXELS, val_fraction: float = 0.25, split_seed: int = 0,
+          holdout_every: int = 0, resolution: int | None = None, image_size: int | None = None,
+          meshes=None, val_meshes=None, unseen_meshes=None, cache_dir: str | None = None, num_views: int = 8,
+          backend: str = "patch_pool", backend_kwargs: dict | None = None, dinov2_weights: str | None = None,
+          feature_device: str = "cpu", visibility: bool = False, up_axes: dict | None = None,
+          vary_cameras: bool = True, lighting: str = "world", root: str | None = None,
+          model: str = "dinov2_vitl14_reg", min_aesthetic_score: float | None = None):
+    """(train, val) SLatDatasets; the keywords are the keys of a `data` config.
 
-    Keys: source ("meshes" | "trellis"), views_per_item (1), val_views_per_item (None: every view of a
+    source: "meshes" | "trellis". views_per_item (1), val_views_per_item (None: every view of a
     held-out object), max_voxels (32768), val_fraction (0.25), split_seed (0), holdout_every (0: the
     training split uses every view and the validation split every view; k >= 2: views i with
-    i % k == k - 1 are left out of training and are the validation split's views). For "meshes": meshes (names or files; default every sample mesh), val_meshes
-    (explicit validation list, overrides val_fraction), unseen_meshes (not loaded here: meshes an experiment keeps
-    out of training and validation, for reports such as benchmarks/bench_slat_vae.py), cache_dir (~/.cache/learnlib/slat), resolution (32),
-    num_views (8), image_size (64), backend ("patch_pool" | "dinov2"), dinov2_weights, feature_device ("cpu"),
-    visibility (False), up_axes ({}), vary_cameras (True), lighting ("world" | "camera"). For "trellis": root (required), model ("dinov2_vitl14_reg"),
-    image_size (512), resolution (64), min_aesthetic_score (None).
+    i % k == k - 1 are left out of training and are the validation split's views).
+    For "meshes": meshes (names or files; default every sample mesh), val_meshes (explicit validation
+    list, overrides val_fraction), unseen_meshes (not loaded here: meshes an experiment keeps out of
+    training and validation, for reports such as benchmarks/bench_slat_vae.py), cache_dir
+    (~/.cache/learnlib/slat), resolution (32), num_views (8), image_size (64), backend ("patch_pool" |
+    "dinov2"), backend_kwargs, dinov2_weights, feature_device ("cpu"), visibility (False), up_axes ({}),
+    vary_cameras (True), lighting ("world" | "camera").
+    For "trellis": root (required), model ("dinov2_vitl14_reg"), image_size (512), resolution (64),
+    min_aesthetic_score (None).
     A validation split that would be empty falls back to the training objects.
     """
-    get = cfg.get
-    source_kind = get("source", "meshes")
-    val_fraction, seed = float(get("val_fraction", 0.25)), int(get("split_seed", 0))
-    if source_kind == "meshes":
+    val_fraction, seed = float(val_fraction), int(split_seed)
+    if source == "meshes":
         from learnlib.data.meshes import list_sample_meshes
 
-        names = list(get("meshes", None) or list_sample_meshes())
+        names = list(meshes or list_sample_meshes())
         if not names:
             raise ValueError("no meshes: set data.meshes or install the mesh extra (pip install -e '.[mesh]')")
-        if get("val_meshes", None) is not None:
-            val_names = list(get("val_meshes"))
+        if val_meshes is not None:
+            val_names = list(val_meshes)
             train_names = [n for n in names if n not in set(val_names)]
         else:
             train_names, val_names = _split(names, val_fraction, seed)
-        backend = get("backend", "patch_pool")
-        backend_kwargs = dict(get("backend_kwargs", None) or {})
+        backend_kwargs = dict(backend_kwargs or {})
         if backend == "dinov2":
-            backend_kwargs.setdefault("weights", get("dinov2_weights", None))
-            backend_kwargs.setdefault("device", get("feature_device", "cpu"))
-        common = {"cache_dir": get("cache_dir", None) or "~/.cache/learnlib/slat",
-                  "resolution": int(get("resolution", 32)), "num_views": int(get("num_views", 8)),
-                  "image_size": int(get("image_size", 64)), "backend": backend, "backend_kwargs": backend_kwargs,
-                  "visibility": bool(get("visibility", False)), "up_axes": dict(get("up_axes", None) or {}),
-                  "vary_cameras": bool(get("vary_cameras", True)), "lighting": str(get("lighting", "world"))}
+            backend_kwargs.setdefault("weights", dinov2_weights)
+            backend_kwargs.setdefault("device", feature_device)
+        common = {"cache_dir": cache_dir or "~/.cache/learnlib/slat",
+                  "resolution": int(resolution or 32), "num_views": int(num_views),
+                  "image_size": int(image_size or 64), "backend": backend, "backend_kwargs": backend_kwargs,
+                  "visibility": bool(visibility), "up_axes": dict(up_axes or {}),
+                  "vary_cameras": bool(vary_cameras), "lighting": str(lighting)}
 
         def make(subset):
             return MeshSource(subset, **common)
-    elif source_kind == "trellis":
+    elif source == "trellis":
         from learnlib.slat.data.trellis import TrellisSource
 
-        if get("root", None) is None:
+        if root is None:
             raise ValueError("data.root is not set: pass the folder written by TRELLIS's dataset_toolkits")
-        full = TrellisSource(get("root"), model=get("model", "dinov2_vitl14_reg"),
-                             image_size=int(get("image_size", 512)), resolution=int(get("resolution", 64)),
-                             min_aesthetic_score=get("min_aesthetic_score", None))
+        full = TrellisSource(root, model=model, image_size=int(image_size or 512), resolution=int(resolution or 64),
+                             min_aesthetic_score=min_aesthetic_score)
         train_names, val_names = _split(full.names, val_fraction, seed)
+
         def make(subset):
             return TrellisSource(full.root, model=full.model, image_size=full.image_size,
-                                 resolution=full.resolution, min_aesthetic_score=get("min_aesthetic_score", None),
+                                 resolution=full.resolution, min_aesthetic_score=min_aesthetic_score,
                                  instances=subset)
     else:
-        raise ValueError(f"data.source must be 'meshes' or 'trellis', got {source_kind!r}")
-    holdout = int(get("holdout_every", 0))
-    max_voxels = get("max_voxels", TRELLIS_MAX_VOXELS)
-    train = SLatDataset(make(train_names), views_per_item=get("views_per_item", 1), max_voxels=max_voxels,
+        raise ValueError(f"data.source must be 'meshes' or 'trellis', got {source!r}")
+    holdout = int(holdout_every)
+    train = SLatDataset(make(train_names), views_per_item=views_per_item, max_voxels=max_voxels,
                         views="train" if holdout else "all", holdout_every=holdout)
-    val = SLatDataset(make(val_names or train_names), views_per_item=get("val_views_per_item", None),
+    val = SLatDataset(make(val_names or train_names), views_per_item=val_views_per_item,
                       max_voxels=max_voxels, views="heldout" if holdout else "all", holdout_every=holdout)
     return train, val
