@@ -228,8 +228,8 @@ def _stack_or_list(tensors: list[Tensor]):
 
 def collate_slat(items: list[dict]) -> dict:
     """Pack SLatDataset items: feats = SparseTensor (features [sum N, C], coords int32 (batch, x, y, z),
-    batch-contiguous), images (B, k, 3, H, W), alphas (B, k, 1, H, W), viewmats (B, k, 4, 4), Ks (B, k, 3, 3)
-    (lists when the objects' view counts or sizes differ), cameras (list of Cameras), names."""
+    batch-contiguous), images (B, k, 3, H, W), alphas (B, k, 1, H, W) (lists when the objects' view
+    counts or sizes differ), cameras (list of Cameras), names."""
     if not items:
         raise ValueError("collate_slat needs at least one item")
     channels = {it["feats"].shape[1] for it in items}
@@ -240,11 +240,9 @@ def collate_slat(items: list[dict]) -> dict:
     feats = torch.cat([it["feats"] for it in items])  # (sum N, C)
     resolution = max(it.get("resolution", int(it["coords"].max()) + 1) for it in items)
     sparse = SparseTensor(feats, coords, resolution=resolution, batch_size=len(items))
-    cameras = [it["cameras"] for it in items]
     return {"feats": sparse, "images": _stack_or_list([it["images"] for it in items]),
             "alphas": _stack_or_list([it["alphas"] for it in items]),
-            "viewmats": _stack_or_list([c.viewmats for c in cameras]), "Ks": _stack_or_list([c.Ks for c in cameras]),
-            "cameras": cameras, "names": [it["name"] for it in items]}
+            "cameras": [it["cameras"] for it in items], "names": [it["name"] for it in items]}
 
 
 def _split(names: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
