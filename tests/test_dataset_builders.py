@@ -32,3 +32,11 @@ def test_digits_built_from_keywords_match_the_config():
     train, val = build_datasets(compose("var_digits").data)
     assert train.images.shape[1:] == (1, 16, 16) and train.max_shift == 1 and val.max_shift == 0
     assert float(train.images.min()) == -1.0 and len(train) + len(val) == 1797
+
+
+def test_the_base_configs_digits_keys_leave_other_datasets_unless_changed():
+    assert {"size", "max_shift", "value_range"} <= set(compose("mlp_digits").data)
+    assert not {"size", "max_shift", "value_range"} & set(compose("var_d16").data)
+    changed = compose("var_d16", ["data.max_shift=3"]).data
+    with pytest.raises(ValueError, match=r"dataset 'image_folder' has no option\(s\) \['max_shift'\]"):
+        build_datasets(changed)

@@ -7,7 +7,7 @@ from importlib import resources
 from hydra import compose as hydra_compose
 from hydra import initialize_config_module
 from hydra.errors import ConfigCompositionException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from learnlib.train.errors import ConfigError
 
@@ -57,7 +57,30 @@ def compose(experiment: str | None = None, overrides: list[str] | tuple[str, ...
                 "(prefix a new key with '+' to add it, e.g. +model.some_option=1)"
             ) from None
     OmegaConf.resolve(cfg)
+    _drop_default_dataset_keys(cfg)
     missing = OmegaConf.missing_keys(cfg)
     if missing:
         raise ConfigError(f"config values missing: {', '.join(sorted(missing))}")
     return cfg
+
+
+def _drop_default_dataset_keys(cfg: DictConfig) -> None:
+    """Remove the base config's `data` keys that the chosen dataset's builder does not take.
+
+    config.yaml's `data` block holds the defaults of its own dataset (digits); an experiment on another
+    dataset inherits them through Hydra's merge. They are dropped while unchanged, so that the builder
+    gets only its own keys; a changed one stays, and `build_datasets` refuses it by name.
+    """
+    base = OmegaConf.create((resources.files(CONFIG_MODULE) / "config.yaml").read_text()).get("data")
+    data = cfg.get("data")
+    if base is None or not isinstance(data, DictConfig) or data.get("name") == base.get("name"):
+        return
+    from learnlib.data.registry import DATASETS
+
+    if data.get("name") not in DATASETS or DATASETS.options(data.name) is None:
+        return  # an unknown name fails when the datasets are built; a **kwargs builder takes every key
+    accepted = set(DATASETS.options(data.name))
+    with open_dict(data):
+        for key in [k for k in base if k != "name" and k not in accepted and k in data]:
+            if data[key] == base[key]:
+                del data[key]
