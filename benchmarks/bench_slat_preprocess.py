@@ -29,8 +29,8 @@ from learnlib.data.meshes import (
     voxel_centres,
     voxelize,
 )
-from learnlib.slat.data.extractors import PatchPoolBackend
 from learnlib.slat.data.dataset import DEFAULT_UP_AXES
+from learnlib.slat.data.extractors import PatchPoolBackend
 from learnlib.slat.data.features import preprocess_mesh, render_object_views, slat_cameras, view_stack
 from learnlib.slat.data.projection import project_voxel_features, visibility_from_depth
 

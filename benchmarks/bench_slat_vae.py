@@ -30,9 +30,9 @@ from machine import append_results, cpu_model
 from omegaconf import OmegaConf
 
 from learnlib.data.meshes import voxel_centres
+from learnlib.metrics import psnr_per_image
 from learnlib.slat.data.dataset import MeshSource, SLatDataset, collate_slat
 from learnlib.slat.data.projection import project_voxel_features
-from learnlib.metrics import psnr_per_image
 from learnlib.slat.losses import composite_target, render_views
 from learnlib.slat.task import ssim_per_image
 from learnlib.splat import Gaussians

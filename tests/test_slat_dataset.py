@@ -86,12 +86,12 @@ def test_build_from_sample_meshes_uses_the_cache(tmp_path, monkeypatch):
 
 def test_build_from_a_trellis_root_splits_the_objects(tmp_path):
     write_random_dataset(tmp_path, count=4)
-    train, val = build(**{"source": "trellis", "root": str(tmp_path), "image_size": 16, "val_fraction": 0.25})
+    train, val = build(source="trellis", root=str(tmp_path), image_size=16, val_fraction=0.25)
     assert len(train) == 3 and len(val) == 1 and not set(train.names) & set(val.names)
     with pytest.raises(ValueError, match="data.root"):
-        build(**{"source": "trellis"})
+        build(source="trellis")
     with pytest.raises(ValueError, match="data.source"):
-        build(**{"source": "shapenet"})
+        build(source="shapenet")
 
 
 def test_bad_mesh_file_and_mismatched_views_are_clear_errors(tmp_path):

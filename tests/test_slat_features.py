@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from learnlib.data.meshes import load_sample_mesh, normalize_to_unit_cube, voxel_centres
+from learnlib.dinov2 import DinoV2
 from learnlib.slat.data.extractors import Dinov2Backend, PatchPoolBackend, make_backend
 from learnlib.slat.data.features import (
     RenderedViews,
@@ -18,7 +19,6 @@ from learnlib.slat.data.features import (
     slat_cameras,
 )
 from learnlib.slat.data.projection import project_to_grid, project_voxel_features, visibility_from_depth
-from learnlib.dinov2 import DinoV2
 from learnlib.splat.cameras import orbit_cameras, project_points
 
 pytest.importorskip("trimesh")

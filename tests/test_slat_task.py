@@ -6,10 +6,10 @@ import sys
 import pytest
 import torch
 
-from learnlib.slat.data.dataset import MeshSource, SLatDataset
-from learnlib.slat.data.trellis import write_random_dataset
 from learnlib.metrics import psnr_per_image
 from learnlib.models import create
+from learnlib.slat.data.dataset import MeshSource, SLatDataset
+from learnlib.slat.data.trellis import write_random_dataset
 from learnlib.slat.losses import composite_target, render_views
 from learnlib.slat.task import SLatVAEReconstruction, ssim_per_image
 from learnlib.train.tasks import build_task

@@ -6,8 +6,8 @@ import torch
 from crashing import crash_at_call
 from PIL import Image
 
-from learnlib.data.collate import stack_collate
 from learnlib.data import build_datasets
+from learnlib.data.collate import stack_collate
 from learnlib.data.image_folder import ImageFolder
 from learnlib.data.transforms import bucket_eval_transform, bucket_train_transform
 from learnlib.data.variable_resolution import ResolutionBuckets, VariableResolutionImages, bucket_shape

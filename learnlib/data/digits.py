@@ -94,5 +94,5 @@ def random_shift_batch(images: torch.Tensor, max_shift: int, fill: float) -> tor
 def build_digits(size: int = 8, max_shift: int = 0, value_range: tuple[float, float] = (-1.0, 1.0),
                  val_fraction: float = 0.2, split_seed: int = 0) -> tuple[DigitsDataset, DigitsDataset]:
     """Train (with `max_shift` augmentation) and held-out digits; the keywords are the `data` config's keys."""
-    kwargs = dict(val_fraction=val_fraction, seed=split_seed, size=size, value_range=tuple(value_range))
+    kwargs = {"val_fraction": val_fraction, "seed": split_seed, "size": size, "value_range": tuple(value_range)}
     return DigitsDataset("train", max_shift=max_shift, **kwargs), DigitsDataset("val", **kwargs)

@@ -16,7 +16,11 @@ from learnlib.data.transforms import (
     eval_transform,
     train_transform,
 )
-from learnlib.data.variable_resolution import DEFAULT_ASPECT_RATIOS, ResolutionBuckets, VariableResolutionImages
+from learnlib.data.variable_resolution import (
+    DEFAULT_ASPECT_RATIOS,
+    ResolutionBuckets,
+    VariableResolutionImages,
+)
 
 
 @register_dataset("image_folder")

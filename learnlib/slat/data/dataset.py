@@ -18,17 +18,15 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
-from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from learnlib.data.meshes import load_mesh
 from learnlib.data.registry import register_dataset
-from learnlib.slat.data.extractors import make_backend
 from learnlib.slat.data.cache import SLatCache
+from learnlib.slat.data.extractors import make_backend
 from learnlib.slat.data.features import (
     LIGHTINGS,
     TRELLIS_FOV_DEG,
