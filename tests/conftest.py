@@ -17,3 +17,12 @@ def pytest_collection_modifyitems(config, items):
 def _seed_everything():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def gsplat_on_cpu(monkeypatch):
+    """gsplat's own `rasterization` runs on CPU: its CUDA calls go to torch stand-ins (tests/gsplat_cpu.py)."""
+    import gsplat_cpu
+
+    gsplat_cpu.install(monkeypatch)
+    yield
