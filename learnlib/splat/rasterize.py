@@ -15,6 +15,9 @@ compositing rules are gsplat's, so the two backends agree pixel for pixel up to 
 - culling is gsplat's: depth z < near_plane or z > far_plane, opacity below 1/255, box off-screen;
 - in "D" and "ED" the background is ignored (zeros), in "RGB+D"/"RGB+ED" the depth channel's
   background is 0, as gsplat does.
+Known differences left, below the parity tests' tolerances: a Gaussian hidden behind the
+transmittance cut-off gets gradients of about 1e-11 here (the float64 log-space sum), exactly 0 in
+gsplat; colours are taken as given (gsplat's SH path clamps them at 0; `rasterize` takes no SH).
 
 How the reference stays fast on a CPU: instead of looping over pixels or tiles, it lists the
 (pixel, Gaussian) pairs that can matter (inside the tiles and inside the ellipse where the alpha
