@@ -27,7 +27,7 @@ from machine import append_results, cpu_model
 from learnlib.splat import orbit_cameras, rasterize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import gsplat_cpu  # noqa: E402
+import gsplat_cpu
 
 
 def fwd_bwd(params, cams, backend: str) -> tuple[float, torch.Tensor]:
@@ -64,9 +64,9 @@ def main() -> None:
     table = "\n".join([
         "| measured | peer | peer s | ours | ours s | ratio (peer / ours) | max image diff |",
         "|---|---|---:|---|---:|---:|---:|",
-        f"| fwd+bwd, {args.gaussians:,} Gaussians, {SIZE}x{SIZE}, 1 camera | gsplat 1.5 reference on CPU "
-        f"(its rasterization + _torch_impl + kernel rules) | {peer:.3f} | learnlib torch rasterizer | {ours:.3f} | "
-        f"{peer / ours:.1f}x | {diff:.1e} |",
+        (f"| fwd+bwd, {args.gaussians:,} Gaussians, {SIZE}x{SIZE}, 1 camera | gsplat 1.5 reference on CPU "
+         f"(its rasterization + _torch_impl + kernel rules) | {peer:.3f} | learnlib torch rasterizer | {ours:.3f} | "
+         f"{peer / ours:.1f}x | {diff:.1e} |"),
     ])
     print(table)
     if not args.no_write:

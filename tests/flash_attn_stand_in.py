@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import sys
 import types
+from itertools import pairwise
 
 import torch
 from torch import Tensor
@@ -44,9 +45,9 @@ def _check_cu_seqlens(cu_seqlens: Tensor, max_seqlen, total: int, device: torch.
     assert cu_seqlens.dim() == 1 and cu_seqlens.numel() >= 2, f"cu_seqlens must be (B+1,), got {cu_seqlens.shape}"
     bounds = cu_seqlens.tolist()
     assert bounds[0] == 0, f"cu_seqlens must start at 0, got {bounds[0]}"
-    assert all(a <= b for a, b in zip(bounds, bounds[1:])), "cu_seqlens must be non-decreasing"
+    assert all(a <= b for a, b in pairwise(bounds)), "cu_seqlens must be non-decreasing"
     assert bounds[-1] == total, f"cu_seqlens must end at the number of tokens {total}, got {bounds[-1]}"
-    longest = max(b - a for a, b in zip(bounds, bounds[1:]))
+    longest = max(b - a for a, b in pairwise(bounds))
     assert type(max_seqlen) is int, f"max_seqlen must be a Python int, got {type(max_seqlen).__name__}"
     assert max_seqlen == longest, f"max_seqlen {max_seqlen} is not the longest sequence {longest}"
     return bounds
@@ -109,7 +110,7 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, ma
     assert len(bq) == len(bk), "cu_seqlens_q and cu_seqlens_k must describe the same number of sequences"
     scale = _scale(softmax_scale, q.shape[-1])
     out = q.new_empty(q.shape, dtype=torch.float32)
-    for (q0, q1), (k0, k1) in zip(zip(bq, bq[1:]), zip(bk, bk[1:])):
+    for (q0, q1), (k0, k1) in zip(pairwise(bq), pairwise(bk)):
         if q1 > q0:
             out[q0:q1] = _attend(q[q0:q1], k[k0:k1], v[k0:k1], scale, causal)
     return out.to(q.dtype)
@@ -126,7 +127,7 @@ def flash_attn_varlen_qkvpacked_func(qkv, cu_seqlens, max_seqlen, dropout_p=0.0,
     bounds = _check_cu_seqlens(cu_seqlens, max_seqlen, qkv.shape[0], qkv.device)
     scale = _scale(softmax_scale, qkv.shape[-1])
     out = torch.zeros(q.shape, dtype=torch.float32, device=q.device)
-    pieces = [_attend(q[a:b], k[a:b], v[a:b], scale, causal) for a, b in zip(bounds, bounds[1:]) if b > a]
+    pieces = [_attend(q[a:b], k[a:b], v[a:b], scale, causal) for a, b in pairwise(bounds) if b > a]
     if pieces:
         out = torch.cat(pieces)  # (total, H, D): the runs cover every token in order
     return out.to(qkv.dtype)
@@ -144,7 +145,7 @@ def module() -> types.ModuleType:
 
 def install(monkeypatch) -> None:
     """`import flash_attn` gives the stand-in; the flash backend accepts CPU tensors while installed."""
-    import learnlib.nn.backends as backends
+    from learnlib.nn import backends
 
     monkeypatch.setitem(sys.modules, "flash_attn", module())
     monkeypatch.setattr(backends, "flash_device_ok", lambda device: True)

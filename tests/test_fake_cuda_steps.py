@@ -18,8 +18,8 @@ What this cannot fake on a CPU-only build, so a real GPU must confirm:
   not installed here, so "auto" takes the sdpa, torch and reference paths, as it does on a GPU
   machine without them; their own parity tests cover them through stand-ins);
 - `pin_memory`, CUDA streams and non_blocking copies, DDP/FSDP with NCCL, `torch.compile`;
-- a literal `device="cpu"` written in library code (it is taken as the caller's device: the mode
-  cannot tell it from `device=x.device`, which reads "cpu" on the real storage).
+- device choices made from `torch.cuda.is_available()` (False here: e.g. "auto" rasterizing with
+  gsplat) rather than from the tensors' device.
 """
 
 import math
@@ -28,10 +28,10 @@ import pytest
 import torch
 from fake_cuda import DeviceMismatchError, FakeCuda
 
-import learnlib.train.export as export
 from learnlib.data.registry import build_datasets
 from learnlib.models import build_model, create
 from learnlib.sparse import SparseTensor
+from learnlib.train import export
 from learnlib.train.config import compose, list_experiments
 from learnlib.train.loader import ResumableLoader, train_batch_sampler
 from learnlib.train.optim import build_optimizer

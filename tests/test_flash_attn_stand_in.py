@@ -52,7 +52,7 @@ def test_dense_attention_flash_matches_reference(flash_attn_on_cpu):
 
 
 def test_vit_forward_with_flash_matches_reference(flash_attn_on_cpu):
-    kwargs = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4, num_classes=10)
+    kwargs = {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads": 4, "num_classes": 10}
     torch.manual_seed(0)
     flash = VisionTransformer(attn_backend="flash", **kwargs).eval()
     ref = VisionTransformer(attn_backend="reference", **kwargs).eval()
@@ -70,7 +70,7 @@ def test_dinov2_blocks_with_flash_match_reference(flash_attn_on_cpu):
         from learnlib.vit.dinov2 import DinoV2
     except ImportError:
         from learnlib.dinov2 import DinoV2
-    kwargs = dict(img_size=28, patch_size=14, embed_dim=64, depth=2, num_heads=4, num_register_tokens=2)
+    kwargs = {"img_size": 28, "patch_size": 14, "embed_dim": 64, "depth": 2, "num_heads": 4, "num_register_tokens": 2}
     flash = DinoV2(attn_backend="flash", **kwargs).eval()
     ref = DinoV2(attn_backend="reference", **kwargs).eval()
     ref.load_state_dict(flash.state_dict())
