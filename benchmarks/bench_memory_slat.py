@@ -2,7 +2,7 @@
 
 Measured: the bytes one training forward (encode, decode, render, loss) saves for backward on the
 synthetic shell object (saved-tensor hooks, each storage once; with checkpointing plus the blocks'
-inputs the checkpoints keep), and the AdamW state after one step. Estimated: learnlib.memory.slat
+inputs the checkpoints keep), and the AdamW state after one step. Estimated: learnlib.slat.memory
 (two blocks per half measured at 512 and 1024 voxels, 32 and 64 px, then extrapolated).
 Default: slat_vae_tiny as experiment slat_vae_meshes runs it (8 Gaussians per voxel, 64 px, no LPIPS);
 `--full`: the full-size slat_vae_swin8_b_64l8 (12 + 12 blocks, LPIPS) at 1536 voxels, 128 px, bf16.
@@ -23,9 +23,9 @@ from learnlib import models
 from learnlib.memory.breakdown import MIB
 from learnlib.memory.estimate import estimate_workload
 from learnlib.memory.measure import measure_state
-from learnlib.memory.slat import RenderSetting, lpips_network, slat_workload
-from learnlib.memory.slat_step import measure_saved
 from learnlib.slat.losses import TRELLIS_LOSS_WEIGHTS
+from learnlib.slat.memory import RenderSetting, lpips_network, slat_workload
+from learnlib.slat.memory_step import measure_saved
 
 SPARSE = {"sdpa": "sdpa", "math": "reference"}
 TINY_CASES = [(p, b, c, n) for p in ("fp32", "bf16") for b, c in (("sdpa", False), ("math", False), ("sdpa", True))
@@ -81,7 +81,7 @@ def main() -> None:
         f"`python benchmarks/bench_memory_slat.py{' --full' if args.full else ''}`: {label}, one object on the "
         f"synthetic shell, {setting.views} view of {setting.image_size} px; saved = bytes saved for backward by one "
         f"training forward (saved-tensor hooks, each storage once, parameters excluded; with checkpointing plus the "
-        f"blocks' inputs); bf16 = autocast; math = the sparse reference loop. Estimate: `learnlib.memory.slat` "
+        f"blocks' inputs); bf16 = autocast; math = the sparse reference loop. Estimate: `learnlib.slat.memory` "
         f"(measured at 512 and 1024 voxels, 32 and 64 px, extrapolated). Machine: {cpu_model()}, "
         f"{torch.get_num_threads()} thread(s), torch {torch.__version__}; {seconds:.0f} s in all.\n\n"
         + "\n".join(header + table) + f"\n\n{state_line}\n"))

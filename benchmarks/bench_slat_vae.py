@@ -32,13 +32,12 @@ from omegaconf import OmegaConf
 from learnlib.data.meshes import voxel_centres
 from learnlib.data.slat_dataset import MeshSource, SLatDataset, collate_slat
 from learnlib.data.slat_projection import project_voxel_features
-from learnlib.metrics import psnr_per_image
+from learnlib.metrics import psnr_per_image, ssim_per_image
 from learnlib.slat.losses import composite_target, render_views
-from learnlib.slat.task import ssim_per_image
 from learnlib.splat import Gaussians
 from learnlib.splat.fit import fit_gaussians, render_images
 from learnlib.train import load_model
-from learnlib.train.export import resolve_path
+from learnlib.weights import resolve_path
 
 METHODS = ("SLat VAE (slat_vae_tiny)", "per-scene fit (chapter 07)", "voxel splats")
 
@@ -53,7 +52,7 @@ def mesh_source(data, names) -> MeshSource:
 
 def scores(renders: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-view PSNR (dB) and SSIM of renders / targets [V, 3, H, W] in [0, 1]."""
-    return psnr_per_image(renders, targets, value_range=(0.0, 1.0)), ssim_per_image(renders, targets)
+    return psnr_per_image(renders, targets, value_range=(0.0, 1.0)), ssim_per_image(renders.clamp(0, 1), targets)
 
 
 def voxel_colours(centres, images, alphas, cameras) -> torch.Tensor:

@@ -4,7 +4,7 @@ measured and set beside learnlib.memory's voxel-budget estimate.
 The model comes from the experiment config as the trainer builds it (`model.use_checkpoint` as
 configured, plus one row with the other setting), trained under the experiment's autocast
 precision with the trainer's AdamW and gradient clipping, on `objects` synthetic shells of
-`voxels` voxels each (learnlib.memory.slat_step) rendered at one view. LPIPS is off (weight 0):
+`voxels` voxels each (learnlib.slat.memory_step) rendered at one view. LPIPS is off (weight 0):
 its VGG16 weights file is not on the benchmark machine. The EMA copy the trainer keeps is not part
 of the step (nor of the estimate). The estimate counts the attention the model's "auto" resolves to
 (flash_attn when installed on CUDA, else sdpa); its sdpa count also holds the PyTorch rasterizer's
@@ -19,15 +19,15 @@ import time
 
 import torch
 
+from learnlib.configs.compose import compose
 from learnlib.memory.estimate import estimate_workload
-from learnlib.memory.slat_step import training_step
 from learnlib.memory.spec import resolve
-from learnlib.memory.trace import autocast
 from learnlib.models import build_model
+from learnlib.nn.optim import build_optimizer
+from learnlib.nn.precision import autocast
+from learnlib.slat.memory_step import training_step
 from learnlib.slat.task import SLatVAEReconstruction
 from learnlib.sparse.attention import resolve_backend
-from learnlib.train.config import compose
-from learnlib.train.optim import build_optimizer
 
 FULL = {"experiment": "slat_vae_swin8_b_64l8", "objects": 4, "voxels": 8192, "image_size": 512}
 SMOKE = {"experiment": "slat_vae_meshes", "objects": 2, "voxels": 256, "image_size": 64}

@@ -6,6 +6,7 @@ notebooks all call `create(name, **overrides)`, and the training path `build_mod
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from learnlib.registry import Registry
@@ -43,3 +44,14 @@ def build_model(cfg) -> nn.Module:
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters of `model` (all, or only those with requires_grad)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def build_on_meta(name: str, **overrides) -> nn.Module:
+    """Model `name` with shapes only (meta device): no memory, no initialisation cost."""
+    with torch.device("meta"):
+        return create(name, **overrides)
+
+
+def state_bytes(model: nn.Module) -> int:
+    """Bytes of the parameters and buffers of `model`."""
+    return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))

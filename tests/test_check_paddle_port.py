@@ -125,7 +125,7 @@ def test_ported_random_state_loads_strictly_into_the_tiny_torch_model():
 
 def test_random_paddle_state_has_the_names_shapes_and_order_of_the_real_paddle_model():
     pytest.importorskip("paddle")
-    from learnlib.vit_paddle import ViT as PaddleViT
+    from learnlib.vit.paddle import ViT as PaddleViT
 
     config = {"image_size": TINY["img_size"], "patch_size": TINY["patch_size"], "in_channels": TINY["in_chans"],
               "embed_dim": TINY["embed_dim"], "depth": TINY["depth"], "num_heads": TINY["num_heads"],

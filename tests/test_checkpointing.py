@@ -6,8 +6,8 @@ import torch
 from learnlib import models
 from learnlib.memory import estimate
 from learnlib.memory.measure import measure_activations
-from learnlib.memory.workload import training_step
 from learnlib.nn.checkpointing import apply_activation_checkpointing, is_checkpointed
+from learnlib.workloads import training_step
 
 CONFIGS = [("vit_tiny_patch16_224", {"depth": 3, "img_size": 64, "drop_path_rate": 0.1}),
            ("var_d16", {"depth": 3, "embed_dim": 128, "num_heads": 4, "patch_nums": (1, 2, 3, 4)})]

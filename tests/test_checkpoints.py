@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from learnlib.data import build_datasets
+from learnlib.tasks import build_task
 from learnlib.train import compose, fit, load_model
 from learnlib.train.distributed import DistInfo
 from learnlib.train.loader import eval_batches
-from learnlib.train.tasks import build_task
 from learnlib.train.trainer import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from learnlib.dinov2 import DINOV2_VITL14_REG_PARAMS, DinoV2, dinov2_vitl14_reg, load_dinov2
+from learnlib.vit.dinov2 import DINOV2_VITL14_REG_PARAMS, DinoV2, dinov2_vitl14_reg, load_dinov2
 
 TINY = {"img_size": 28, "patch_size": 14, "embed_dim": 32, "depth": 2, "num_heads": 2, "num_register_tokens": 4}
 
@@ -84,8 +84,8 @@ def test_load_dinov2_round_trip_and_missing_path(tmp_path):
 
 
 def test_layer_scale_block_is_block_at_gamma_one_and_identity_at_gamma_zero():
-    from learnlib.dinov2 import LayerScaleBlock
     from learnlib.nn.block import Block
+    from learnlib.vit.dinov2 import LayerScaleBlock
 
     scaled = LayerScaleBlock(16, 2, init_values=1.0).eval()
     plain = Block(16, 2).eval()

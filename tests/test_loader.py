@@ -10,12 +10,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from learnlib.data.registry import register_dataset
 from learnlib.models import register
+from learnlib.tasks import Task, register_task
 from learnlib.train import compose, fit
 from learnlib.train.batching import BudgetBatchSampler, FixedBatchSampler
 from learnlib.train.checkpoint import load_checkpoint
 from learnlib.train.loader import ResumableLoader
 from learnlib.train.sampler import ResumableDistributedSampler
-from learnlib.train.tasks import Task, register_task
 
 
 class Numbers(Dataset):

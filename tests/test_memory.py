@@ -7,15 +7,15 @@ from learnlib import models
 from learnlib.memory import estimate
 from learnlib.memory.analytic import block_activation_bytes
 from learnlib.memory.measure import measure_activations, measure_cpu
-from learnlib.memory.saved import SavedTensorTracker
-from learnlib.memory.spec import build_on_meta
-from learnlib.memory.var_params import (
+from learnlib.models import build_on_meta
+from learnlib.nn.block import Block
+from learnlib.nn.saved_tensors import SavedTensorTracker
+from learnlib.var.params import (
     measured_block_params,
     var_block_params,
     var_block_params_notes,
     var_one_block_params,
 )
-from learnlib.nn.block import Block
 
 SMALL = {
     "vit": ("vit_tiny_patch16_224", {"depth": 2, "img_size": 64}),
@@ -144,3 +144,54 @@ def test_estimate_tracks_the_cuda_peak():
     peak = measure_cuda(model, 32, "bf16")["peak"]
     # the estimate counts all gradients at once and no transient buffers: close to, not equal to, the peak
     assert 0.8 < est.total / peak < 1.2
+
+
+def test_ema_copy_holds_the_parameters_as_they_are_sharded():
+    model = build_on_meta("vit_tiny_patch16_224", depth=2, img_size=64)
+    n = sum(p.numel() for p in model.parameters())
+    plain, with_ema = estimate(model, 2), estimate(model, 2, ema=True)
+    assert (plain.ema, with_ema.ema) == (0, 4 * n) and with_ema.total - plain.total == 4 * n
+    assert "ema" not in dict(plain.rows()) and dict(with_ema.rows())["ema"] == 4 * n
+    assert estimate(model, 2, strategy="fsdp", world_size=4, ema=True).ema == n
+
+
+def test_fp16_is_counted_as_bf16_and_refused_on_cpu_tensors(small_models):
+    model = small_models["vit"]
+    assert estimate(model, 2, precision="fp16").activations == estimate(model, 2, precision="bf16").activations
+    with pytest.raises(ValueError, match="use bf16 on CPU"):
+        measure_activations(model, 2, precision="fp16")
+
+
+def test_every_experiment_has_a_memory_workload():
+    from learnlib.configs.compose import list_experiments
+    from learnlib.memory import resolve
+
+    units = {name: resolve(name).family.unit for name in list_experiments()}
+    assert {units[name] for name in ("vit_digits", "var_d16", "vqvae_digits", "mlp_digits")} == {"items"}
+    assert units["slat_vae_meshes"] == units["slat_vae_swin8_b_64l8"] == "voxels"
+
+
+def test_generic_memory_modules_name_no_family():
+    import ast
+    from pathlib import Path
+
+    import learnlib.memory
+
+    families = ("learnlib.mlp", "learnlib.vit", "learnlib.vq", "learnlib.var", "learnlib.slat", "learnlib.train")
+    classes = {"VisionTransformer", "MLPClassifier", "VQVAE", "VAR", "SLatVAE", "SelfAttention"}
+    for path in Path(learnlib.memory.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert not any(n.startswith(families) for n in names), f"{path.name} imports {names}"
+            if isinstance(node, (ast.Name, ast.Attribute)):
+                name = node.id if isinstance(node, ast.Name) else node.attr
+                assert name not in classes and "slat" not in name.lower(), f"{path.name} names {name}"
+
+
+def test_sgd_state_matches_the_trainer_optimizer_module(small_models):
+    from learnlib.memory.measure import measure_state
+
+    model = small_models["vit"]
+    assert estimate(model, 2, optimizer="sgd").optimizer_states == measure_state(model, "sgd")["optimizer_states"]

@@ -7,13 +7,13 @@ from learnlib import models
 from learnlib.memory import resolve
 from learnlib.memory.estimate import estimate_workload
 from learnlib.memory.measure import measure_state
-from learnlib.memory.slat import largest_voxels
-from learnlib.memory.slat_step import measure_saved, synthetic_coords
 from learnlib.nn.checkpointing import (
     apply_activation_checkpointing,
     is_checkpointed,
     remove_activation_checkpointing,
 )
+from learnlib.slat.memory import largest_voxels
+from learnlib.slat.memory_step import measure_saved, synthetic_coords
 
 TOLERANCE = 0.10  # estimate vs measurement, relative
 SPARSE = {"sdpa": "sdpa", "math": "reference"}
@@ -118,7 +118,7 @@ def test_cli_rejects_a_slat_experiment_without_a_budget(capsys):
 
 
 def test_checkpointed_blocks_give_the_same_gradients():
-    from learnlib.memory.slat_step import training_step
+    from learnlib.slat.memory_step import training_step
 
     torch.manual_seed(0)
     model = models.create("slat_vae_tiny", decoder={"num_gaussians": 8})

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from learnlib.tasks import Classification
 from learnlib.train import compose, fit
-from learnlib.train.tasks import Classification
 
 
 class Recorder(torch.nn.Module):

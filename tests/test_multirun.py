@@ -9,9 +9,9 @@ import torch.multiprocessing as mp
 import yaml
 from hydra import initialize_config_module
 
+from learnlib.configs.compose import CONFIG_MODULE, list_experiments
+from learnlib.errors import ConfigError
 from learnlib.train.__main__ import main
-from learnlib.train.config import CONFIG_MODULE, list_experiments
-from learnlib.train.errors import ConfigError
 from learnlib.train.local_ddp import free_port
 from learnlib.train.sweep import expand
 

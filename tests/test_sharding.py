@@ -23,12 +23,12 @@ from torch.distributed.checkpoint.state_dict import (
 from torch.utils._pytree import tree_map
 
 from learnlib import models
+from learnlib.errors import CheckpointError
+from learnlib.nn.optim import build_optimizer
 from learnlib.train.checkpoint import FORMAT, atomic_save, rng_state, set_rng_state
 from learnlib.train.dcp import convert_single_file, load_sharded, save_sharded
 from learnlib.train.distributed import DistInfo
-from learnlib.train.errors import CheckpointError
 from learnlib.train.local_ddp import free_port
-from learnlib.train.optim import build_optimizer
 from learnlib.train.sharding import (
     accumulation_context,
     clip_grad_norm,

@@ -18,8 +18,8 @@ from learnlib.data.slat_features import (
     slat_cameras,
 )
 from learnlib.data.slat_projection import project_to_grid, project_voxel_features, visibility_from_depth
-from learnlib.dinov2 import DinoV2
 from learnlib.splat.cameras import orbit_cameras, project_points
+from learnlib.vit.dinov2 import DinoV2
 
 pytest.importorskip("trimesh")
 

@@ -7,7 +7,6 @@ import types
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from learnlib.slat import (
     LPIPSVGG,
@@ -17,7 +16,6 @@ from learnlib.slat import (
     composite_target,
     opacity_regularizer,
     slat_vae_loss,
-    ssim,
     volume_regularizer,
 )
 from learnlib.splat import Gaussians
@@ -81,32 +79,6 @@ def test_lpips_matches_the_lpips_package_with_the_same_backbone(lpips_package):
         got = ours(x0, x1)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
     assert torch.all(got > 0) and ours(x0, x0).abs().max() < 1e-6
-
-
-def trellis_style_ssim_map(a, b):
-    """SSIM map written out with an 11 x 11 Gaussian window (sigma 1.5), zero-padded like TRELLIS's."""
-    g = torch.exp(-((torch.arange(11) - 5.0) ** 2) / (2 * 1.5 ** 2))
-    g = g / g.sum()
-    w = (g[:, None] * g[None, :]).expand(a.shape[1], 1, 11, 11)
-
-    def blur(x):
-        return F.conv2d(x, w, padding=5, groups=a.shape[1])
-
-    mu_a, mu_b = blur(a), blur(b)
-    var_a, var_b, cov = blur(a * a) - mu_a ** 2, blur(b * b) - mu_b ** 2, blur(a * b) - mu_a * mu_b
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
-
-
-def test_ssim_equals_written_out_formula_on_the_valid_region():
-    torch.manual_seed(0)
-    a = torch.rand(2, 3, 24, 24)
-    b = (a + 0.2 * torch.randn_like(a)).clamp(0, 1)
-    interior = trellis_style_ssim_map(a, b)[..., 5:-5, 5:-5].mean()
-    torch.testing.assert_close(ssim(a, b), interior, atol=1e-5, rtol=1e-4)
-    assert ssim(a, a).item() == pytest.approx(1.0, abs=1e-6)
-    with pytest.raises(ValueError, match="at least 11"):
-        ssim(a[..., :8, :8], b[..., :8, :8])
 
 
 def gaussians_with(scales, opacities):

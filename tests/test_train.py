@@ -8,9 +8,9 @@ import pytest
 import torch
 from crashing import crash_at_call
 
+from learnlib.tasks import Classification
 from learnlib.train import CheckpointError, ConfigError, NonFiniteLossError, compose, fit, load_model
 from learnlib.train.checkpoint import atomic_save, load_checkpoint
-from learnlib.train.tasks import Classification
 
 QUIET = ["trainer.progress=false", "trainer.tensorboard=false", "trainer.plot=false"]
 

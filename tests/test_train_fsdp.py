@@ -9,11 +9,11 @@ import torch.multiprocessing as mp
 from omegaconf import OmegaConf
 
 from learnlib import models
+from learnlib.nn.optim import build_optimizer
 from learnlib.train import ConfigError, compose, fit
 from learnlib.train.checkpoint import load_checkpoint
 from learnlib.train.dcp import load_sharded
 from learnlib.train.local_ddp import free_port
-from learnlib.train.optim import build_optimizer
 
 ARGS = ["+model.drop_path_rate=0.0", "data.max_shift=0", "trainer.max_steps=6", "trainer.batch_size=32", "trainer.eval_every=3",
         "trainer.checkpoint_every=3", "trainer.warmup_steps=2", "trainer.progress=false",
@@ -24,7 +24,7 @@ ARGS = ["+model.drop_path_rate=0.0", "data.max_shift=0", "trainer.max_steps=6", 
 def _rank_main(rank: int, port: int, cfg_yaml: str, crash_at_call: int) -> None:
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "LOCAL_RANK": str(rank), "WORLD_SIZE": "2"})
-    from learnlib.train.tasks import Classification
+    from learnlib.tasks import Classification
 
     if crash_at_call:
         original, calls = Classification.training_loss, {"n": 0}

@@ -11,10 +11,10 @@ import pytest
 import torch
 from crashing import crash_at_call
 
+from learnlib.tasks import Classification
 from learnlib.train import ConfigError, NonFiniteLossError, compose, fit
 from learnlib.train.checkpoint import load_checkpoint
 from learnlib.train.run_dir import RunDirectory
-from learnlib.train.tasks import Classification
 
 QUIET = ["trainer.progress=false", "trainer.tensorboard=false", "trainer.plot=false"]
 REPO = Path(__file__).resolve().parents[1]

@@ -10,11 +10,11 @@ from learnlib.data.collate import stack_collate
 from learnlib.data.image_folder import ImageFolder, build_image_folder
 from learnlib.data.transforms import bucket_eval_transform, bucket_train_transform
 from learnlib.data.variable_resolution import ResolutionBuckets, VariableResolutionImages, bucket_shape
+from learnlib.tasks import Classification
 from learnlib.train import compose, fit
 from learnlib.train.batching import BudgetBatchSampler
 from learnlib.train.checkpoint import load_checkpoint
 from learnlib.train.loader import ResumableLoader, train_batch_sampler
-from learnlib.train.tasks import Classification
 
 PATCH, MAX_PIXELS = 8, 32 * 32
 ASPECTS, SCALES = (0.5, 0.75, 1.0, 4 / 3, 2.0), (1.0, 0.5)

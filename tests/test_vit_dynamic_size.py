@@ -2,10 +2,11 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from learnlib.dinov2 import DinoV2
 from learnlib.nn.pos_embed import resample_pos_embed
 from learnlib.vit import VisionTransformer
+from learnlib.vit.dinov2 import DinoV2
 
 CFG = {"img_size": 16, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2, "num_classes": 5}
 
@@ -40,14 +41,24 @@ def test_another_grid_equals_a_model_built_for_it_with_the_resampled_embeddings(
         assert len(dynamic.get_attention_maps(torch.randn(1, 3, 24, 8))) == 2
 
 
+def dinov2_interpolation(pos: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """DINOv2's `interpolate_pos_encoding` (offset 0, antialias) written out: the second implementation."""
+    side = int((pos.shape[1] - 1) ** 0.5)
+    patch_pos = pos[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)  # (1, D, side, side)
+    patch_pos = F.interpolate(patch_pos.float(), size=grid, mode="bicubic", antialias=True)  # (1, D, h, w)
+    patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], -1)  # (1, h*w, D)
+    return torch.cat([pos[:, :1], patch_pos], dim=1)  # (1, 1 + h*w, D)
+
+
 def test_resampling_keeps_prefix_tokens_and_matches_dinov2s_interpolation():
     dino = DinoV2(img_size=4 * 14, patch_size=14, embed_dim=24, depth=1, num_heads=2, num_register_tokens=0)
     torch.nn.init.normal_(dino.pos_embed)
-    for grid in ((6, 9), (3, 2), (4, 4)):
+    for grid in ((6, 9), (3, 2), (5, 5)):
         ours = resample_pos_embed(dino.pos_embed, grid, (4, 4), num_prefix_tokens=1)
         assert ours.shape == (1, 1 + grid[0] * grid[1], 24)
         assert torch.equal(ours[:, :1], dino.pos_embed[:, :1])
-        torch.testing.assert_close(ours, dino.interpolate_pos_encoding(*grid), rtol=0, atol=1e-6)
+        torch.testing.assert_close(ours, dinov2_interpolation(dino.pos_embed, grid), rtol=0, atol=1e-6)
+        assert torch.equal(dino.interpolate_pos_encoding(*grid), ours)  # DinoV2 resamples with it
     assert resample_pos_embed(dino.pos_embed, (4, 4), (4, 4)) is dino.pos_embed
 
 

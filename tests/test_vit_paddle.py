@@ -8,8 +8,8 @@ paddle = pytest.importorskip("paddle")
 
 from learnlib.models import count_parameters, create
 from learnlib.vit import VisionTransformer, from_paddle_state_dict
-from learnlib.vit_paddle import ViT as PaddleViT
-from learnlib.vit_paddle import paddle_vit_base
+from learnlib.vit.paddle import ViT as PaddleViT
+from learnlib.vit.paddle import paddle_vit_base
 
 SMALL = {"image_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads": 4, "head_hidden": 48,
          "num_classes": 10}

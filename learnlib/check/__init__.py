@@ -4,21 +4,49 @@ naming the mistake when it is a typical one. `learnlib.check.hint(<exercise>)` p
 
 One module per chapter: fundamentals (00), vit (01), paddle_port (02), vq (03-04), var (05), sparse (06),
 splat (07), slat and slat_features (08), batching and memory (09).
+
+Names load on first use (PEP 562): `import learnlib.check` imports no grader, no Hydra and no
+training code until a check is asked for.
 """
 
-from learnlib.check.batching import pack_batches
-from learnlib.check.core import CheckResult, Mismatch, assert_close, run_check
-from learnlib.check.fundamentals import evaluate, pad_collate, train_step
-from learnlib.check.hints import hint
-from learnlib.check.memory import adamw_memory, block_activation_bytes
-from learnlib.check.paddle_port import linear_weight_to_torch, port_state_dict
-from learnlib.check.slat import diagonal_gaussian_kl, gaussian_params
-from learnlib.check.slat_features import project_voxel_features
-from learnlib.check.sparse import group_windows, morton_encode, window_ids
-from learnlib.check.splat import composite_front_to_back, covariance_3d, project_gaussian
-from learnlib.check.var import block_causal_mask, cfg_mix, top_k_top_p
-from learnlib.check.vit import attention, block_forward, multi_head_attention, patchify
-from learnlib.check.vq import nearest_code, residual_multiscale_encode, straight_through
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "pack_batches": "learnlib.check.batching",
+    "CheckResult": "learnlib.check.core",
+    "Mismatch": "learnlib.check.core",
+    "assert_close": "learnlib.check.core",
+    "run_check": "learnlib.check.core",
+    "evaluate": "learnlib.check.fundamentals",
+    "pad_collate": "learnlib.check.fundamentals",
+    "train_step": "learnlib.check.fundamentals",
+    "hint": "learnlib.check.hints",
+    "adamw_memory": "learnlib.check.memory",
+    "block_activation_bytes": "learnlib.check.memory",
+    "linear_weight_to_torch": "learnlib.check.paddle_port",
+    "port_state_dict": "learnlib.check.paddle_port",
+    "diagonal_gaussian_kl": "learnlib.check.slat",
+    "gaussian_params": "learnlib.check.slat",
+    "project_voxel_features": "learnlib.check.slat_features",
+    "group_windows": "learnlib.check.sparse",
+    "morton_encode": "learnlib.check.sparse",
+    "window_ids": "learnlib.check.sparse",
+    "composite_front_to_back": "learnlib.check.splat",
+    "covariance_3d": "learnlib.check.splat",
+    "project_gaussian": "learnlib.check.splat",
+    "block_causal_mask": "learnlib.check.var",
+    "cfg_mix": "learnlib.check.var",
+    "top_k_top_p": "learnlib.check.var",
+    "attention": "learnlib.check.vit",
+    "block_forward": "learnlib.check.vit",
+    "multi_head_attention": "learnlib.check.vit",
+    "patchify": "learnlib.check.vit",
+    "nearest_code": "learnlib.check.vq",
+    "residual_multiscale_encode": "learnlib.check.vq",
+    "straight_through": "learnlib.check.vq",
+}
 
 __all__ = [
     # machinery
@@ -44,3 +72,15 @@ __all__ = [
     "pack_batches",
     "adamw_memory", "block_activation_bytes",
 ]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'learnlib.check' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -2,9 +2,10 @@
 
 The inputs are what `paddle_model.state_dict()` gives after `.numpy()`: Paddle's names and layouts
 as float32 NumPy arrays, made here from seeded random numbers (no paddle import needed). The
-reference is `learnlib.vit.from_paddle_state_dict`. Typical port mistakes are named: a Linear
-weight not transposed (square ones load silently), a reshape instead of a transpose, a convolution,
-LayerNorm or embedding transposed, LayerNorm weight and bias swapped, norm1 and norm2 swapped.
+reference is `learnlib.vit.port.from_paddle_state_dict`, whose name table, read backwards, also gives
+the Paddle names. Typical port mistakes are named: a Linear weight not transposed (square ones load
+silently), a reshape instead of a transpose, a convolution, LayerNorm or embedding transposed,
+LayerNorm weight and bias swapped, norm1 and norm2 swapped.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import Tensor
 from learnlib.check.core import Mismatch, describe, failure, run_check, seeded
 from learnlib.check.hints import register_hints
 from learnlib.check.mistakes import compare
-from learnlib.vit import from_paddle_state_dict
+from learnlib.vit.port import from_paddle_state_dict, is_paddle_linear_weight, torch_to_paddle_name
 
 HINTS = {
     "linear_weight_to_torch": (
@@ -41,21 +42,6 @@ register_hints(HINTS)
 TINY = {"img_size": 8, "patch_size": 4, "in_chans": 3, "embed_dim": 8, "depth": 2, "num_heads": 2, "head_hidden": 8,
         "num_classes": 5}
 
-# torch name (regex) -> Paddle name: the inverse of learnlib.vit's port table.
-_TORCH_TO_PADDLE = [
-    (r"cls_token", "patch_embedding.class_token"),
-    (r"pos_embed", "patch_embedding.position_embedding"),
-    (r"patch_embed\.proj\.(weight|bias)", r"patch_embedding.conv.\1"),
-    (r"blocks\.(\d+)\.norm1\.(weight|bias)", r"encoder.layers.\1.attn_norm.\2"),
-    (r"blocks\.(\d+)\.attn\.(qkv|proj)\.(weight|bias)", r"encoder.layers.\1.attn.\2.\3"),
-    (r"blocks\.(\d+)\.norm2\.(weight|bias)", r"encoder.layers.\1.mlp_norm.\2"),
-    (r"blocks\.(\d+)\.mlp\.(fc1|fc2)\.(weight|bias)", r"encoder.layers.\1.mlp.\2.\3"),
-    (r"norm\.(weight|bias)", r"encoder.norm.\1"),
-    (r"head\.(fc1|fc2)\.(weight|bias)", r"classifier.\1.\2"),
-]
-_LINEAR_WEIGHT = re.compile(r"\.(qkv|proj|fc1|fc2)\.weight$")  # on Paddle names (torch has patch_embed.proj)
-
-
 def torch_shapes(config: dict = TINY) -> dict[str, tuple[int, ...]]:
     """Names and shapes of `create("paddle_vit_base", **config)`'s state dict, in its order."""
     d, n = config["embed_dim"], (config["img_size"] // config["patch_size"]) ** 2
@@ -76,11 +62,8 @@ def torch_shapes(config: dict = TINY) -> dict[str, tuple[int, ...]]:
 
 
 def paddle_name(torch_name: str) -> str:
-    """The Paddle name of a torch parameter of the ported ViT."""
-    for pattern, target in _TORCH_TO_PADDLE:
-        if re.fullmatch(pattern, torch_name):
-            return re.sub(pattern, target, torch_name)
-    raise ValueError(f"no Paddle counterpart for {torch_name!r}")
+    """The Paddle name of a torch parameter of the ported ViT (the port's name table, read backwards)."""
+    return torch_to_paddle_name(torch_name)
 
 
 def random_paddle_state(generator: torch.Generator, config: dict = TINY) -> dict[str, np.ndarray]:
@@ -88,7 +71,7 @@ def random_paddle_state(generator: torch.Generator, config: dict = TINY) -> dict
     state = {}
     for name, shape in torch_shapes(config).items():
         value = torch.randn(shape, generator=generator)  # every parameter random, LayerNorms included
-        if _LINEAR_WEIGHT.search(paddle_name(name)):
+        if is_paddle_linear_weight(paddle_name(name)):
             value = value.t()  # (out, in) -> Paddle's [in, out]
         state[paddle_name(name)] = value.contiguous().numpy()
     return state
@@ -158,7 +141,7 @@ def _same(got: Tensor, array: np.ndarray) -> bool:
 def _source_message(key: str, got: Tensor, state: dict[str, np.ndarray]) -> str | None:
     """Name the mistake when `got` (for torch key `key`) equals some Paddle array, as-is or transposed."""
     source = paddle_name(key)
-    linear = bool(_LINEAR_WEIGHT.search(source))
+    linear = is_paddle_linear_weight(source)
     array = state[source]
     if linear and _same(got, array):
         square = " This weight is square, so load_state_dict would accept it silently." if \
@@ -170,7 +153,7 @@ def _source_message(key: str, got: Tensor, state: dict[str, np.ndarray]) -> str 
     for other, value in state.items():
         if other == source:
             continue
-        candidates = [value] + ([value.T] if _LINEAR_WEIGHT.search(other) else [])
+        candidates = [value] + ([value.T] if is_paddle_linear_weight(other) else [])
         if not any(_same(got, c) for c in candidates):
             continue
         module, other_module = source.rsplit(".", 1)[0], other.rsplit(".", 1)[0]

@@ -56,7 +56,7 @@ class Dinov2Backend:
     """DINOv2 patch tokens of the premultiplied RGB at `image_size` px: (V, 1024, 37, 37) at 518.
 
     `weights` is a local `dinov2_vitl14_reg4_pretrain.pth` (never downloaded); `model` may be passed
-    instead (any `learnlib.dinov2.DinoV2`, e.g. a small random one in tests).
+    instead (any `learnlib.vit.dinov2.DinoV2`, e.g. a small random one in tests).
     """
 
     needs_geometry = False
@@ -72,14 +72,14 @@ class Dinov2Backend:
     @property
     def model(self):
         if self._model is None:
-            from learnlib.dinov2 import load_dinov2
+            from learnlib.vit.dinov2 import load_dinov2
 
             self._model = load_dinov2(self.weights)
         return self._model.to(self.device).eval()
 
     def preprocess(self, views: Tensor) -> Tensor:
         """Views (V, K, H, W) -> normalized network input (V, 3, S, S): RGB * alpha, resized, ImageNet stats."""
-        from learnlib.dinov2 import IMAGENET_MEAN, IMAGENET_STD
+        from learnlib.vit.dinov2 import IMAGENET_MEAN, IMAGENET_STD
 
         _check_views(views, 4)
         rgb = views[:, :3].float() * views[:, 3:4].float()  # (V, 3, H, W) on black

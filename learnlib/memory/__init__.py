@@ -6,9 +6,10 @@
 `estimate` (cheap at any size: a FakeTensor trace) and the measurements `measure_cpu` (real
 tensors) / `measure_cuda` (the allocator's peak) describe the same step;
 `python -m learnlib.memory experiment=var_d16 trainer.batch_size=768 devices=8 gpu=H100-80GB`
-prints the breakdown, whether it fits and the largest batch per device that does. The SLat VAE
-is estimated per voxel budget (`estimate(model, voxels)`, `trainer.batch_budget` in the CLI),
-from CPU measurements extrapolated per voxel and per pixel (learnlib.memory.slat).
+prints the breakdown, whether it fits and the largest batch per device that does. The estimator is
+generic: each model family registers its training step (and, where its memory needs one, its own
+unit and estimate) in its own room through `learnlib.workloads` (e.g. the SLat VAE, estimated
+per voxel budget in learnlib.slat.memory).
 """
 
 from learnlib.memory.analytic import adamw_memory, block_activation_bytes
@@ -16,12 +17,12 @@ from learnlib.memory.breakdown import MemoryBreakdown
 from learnlib.memory.estimate import estimate
 from learnlib.memory.gpus import GPUS, fits, gpu_capacity, largest_batch, needed_gib
 from learnlib.memory.measure import measure_activations, measure_cpu, measure_cuda, measure_state
-from learnlib.memory.saved import SavedTensors, SavedTensorTracker
 from learnlib.memory.spec import resolve
-from learnlib.memory.var_params import var_block_params, var_block_params_notes, var_one_block_params
+from learnlib.nn.saved_tensors import SavedTensors, SavedTensorTracker
+from learnlib.workloads import FamilyWorkload, register_workload
 
 __all__ = [
-    "GPUS", "MemoryBreakdown", "SavedTensorTracker", "SavedTensors", "adamw_memory", "block_activation_bytes",
-    "estimate", "fits", "gpu_capacity", "largest_batch", "measure_activations", "measure_cpu", "measure_cuda",
-    "measure_state", "needed_gib", "resolve", "var_block_params", "var_block_params_notes", "var_one_block_params",
+    "GPUS", "FamilyWorkload", "MemoryBreakdown", "SavedTensorTracker", "SavedTensors", "adamw_memory",
+    "block_activation_bytes", "estimate", "fits", "gpu_capacity", "largest_batch", "measure_activations",
+    "measure_cpu", "measure_cuda", "measure_state", "needed_gib", "register_workload", "resolve",
 ]

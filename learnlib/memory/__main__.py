@@ -4,13 +4,12 @@ Prints the memory per device of one training step, whether it fits on the GPU (a
 other GPUs of learnlib.memory.gpus), and the largest batch per device that fits with and without
 activation checkpointing and FSDP. Keys of this command: experiment, devices, gpu, strategy
 (ddp|fsdp), precision (default: the experiment's trainer.precision), optimizer (adamw|sgd),
-activation_checkpointing (true|false), attention_backend; any other key=value is a Hydra
-override of the experiment (trainer.batch_size, trainer.grad_accum, model.depth, ...).
-
-The SLat VAE (experiments slat_vae_*) trains on budgeted batches: its unit is voxels per device,
-`trainer.batch_budget` (with trainer.batching=budget), and the largest budget that fits is printed
-in voxels; activation_checkpointing defaults to the experiment's model.use_checkpoint. Its
-activations are measured on the CPU first (about 1.5 min for the full-size VAE on 2 cores).
+activation_checkpointing (true|false; default: the experiment's trainer.activation_checkpointing),
+attention_backend (a learnlib.nn.backends name: auto|reference|sdpa|flash, or an alias); any other
+key=value is a Hydra override of the experiment (trainer.batch_size, trainer.grad_accum, model.depth,
+trainer.ema_decay, ...). A family may count its batch in another unit: the SLat VAE's is voxels per
+device, `trainer.batch_budget` (with trainer.batching=budget); its activations are measured on the CPU
+first (run time: benchmarks/RESULTS.md).
 `python -m learnlib.memory experiment=slat_vae_swin8_b_64l8 trainer.batch_budget=32768 devices=8`
 """
 
@@ -19,26 +18,47 @@ from __future__ import annotations
 import sys
 
 from learnlib.memory.breakdown import (
-    ATTENTION_BACKENDS,
     GIB,
     OPTIMIZERS,
     PRECISIONS,
     STRATEGIES,
     check_choice,
 )
-from learnlib.memory.estimate import estimate_workload, is_slat
+from learnlib.memory.estimate import estimate_workload, has_blocks
 from learnlib.memory.gpus import ALLOWANCE_NOTE, GPUS, gpu_capacity, largest_batch, needed_gib
 from learnlib.memory.spec import resolve
+from learnlib.nn.backends import canonical_backend
 
 OWN_KEYS = ("experiment", "devices", "gpu", "strategy", "precision", "optimizer", "activation_checkpointing",
             "attention_backend")
+
+
+def usage() -> str:
+    """The --help text: the command, its keys and the experiments."""
+    from learnlib.configs.compose import list_experiments
+
+    return "\n".join([
+        "usage: python -m learnlib.memory experiment=NAME [key=value ...]", "",
+        "keys of this command:",
+        "  experiment=NAME                 required; one of: " + ", ".join(list_experiments()),
+        "  devices=N                       devices (GPUs) sharing the global batch (default 1)",
+        f"  gpu=NAME                        default H100-80GB; one of: {', '.join(GPUS)}",
+        f"  strategy=S                      {' | '.join(STRATEGIES)} (default ddp)",
+        f"  precision=P                     {' | '.join(PRECISIONS)} (default: the experiment's trainer.precision)",
+        f"  optimizer=O                     {' | '.join(OPTIMIZERS)} (default adamw)",
+        "  activation_checkpointing=B      true | false (default: the experiment's trainer.activation_checkpointing)",
+        "  attention_backend=B             auto | reference | sdpa | flash (aliases: math, flash_attn)",
+        ("any other key=value overrides the experiment's config, e.g. trainer.batch_size=256 trainer.grad_accum=2 "
+         "trainer.ema_decay=0.999 model.depth=12"),
+    ])
 
 
 def _parse(argv: list[str]) -> tuple[dict, list[str]]:
     own, overrides = {}, []
     for arg in argv:
         if "=" not in arg:
-            raise ValueError(f"arguments are key=value, got {arg!r}; keys of this command: {', '.join(OWN_KEYS)}")
+            raise ValueError(f"arguments are key=value, got {arg!r}; keys of this command: {', '.join(OWN_KEYS)} "
+                             "(--help lists them)")
         key, value = arg.split("=", 1)
         (own.__setitem__(key, value) if key in OWN_KEYS else overrides.append(arg))
     return own, overrides
@@ -50,14 +70,22 @@ def _bool(name: str, value: str) -> bool:
     return value.lower() in ("true", "1", "yes")
 
 
+def _devices(value: str) -> int:
+    try:
+        devices = int(value)
+    except ValueError:
+        raise ValueError(f"devices must be a positive int, got {value!r}") from None
+    if devices < 1:
+        raise ValueError(f"devices must be a positive int, got {devices}")
+    return devices
+
+
 def run(argv: list[str]) -> str:
     """The report for command-line arguments `argv` (ValueError on bad input)."""
     own, overrides = _parse(argv)
     if "experiment" not in own:
-        raise ValueError("experiment=NAME is required, e.g. experiment=var_d16")
-    devices = int(own.get("devices", 1))
-    if devices < 1:
-        raise ValueError(f"devices must be a positive int, got {devices}")
+        raise ValueError("experiment=NAME is required, e.g. experiment=var_d16 (--help lists the keys)")
+    devices = _devices(own.get("devices", "1"))
     gpu = own.get("gpu", "H100-80GB")
     gpu_capacity(gpu)
     strategy = own.get("strategy", "ddp")
@@ -66,25 +94,35 @@ def run(argv: list[str]) -> str:
     check_choice("optimizer", optimizer, OPTIMIZERS)
     backend = own.get("attention_backend")
     if backend is not None:
-        check_choice("attention_backend", backend, ATTENTION_BACKENDS)
+        backend = canonical_backend(backend, "attention")
     if "precision" in own:
         check_choice("precision", own["precision"], PRECISIONS)
     workload = resolve(own["experiment"], overrides)
-    default_ckpt = "true" if workload.task.get("use_checkpoint") else "false"
-    ckpt = _bool("activation_checkpointing", own.get("activation_checkpointing", default_ckpt))
+    ckpt = workload.activation_checkpointing
+    if "activation_checkpointing" in own:
+        ckpt = _bool("activation_checkpointing", own["activation_checkpointing"])
+    blocks = has_blocks(workload.model)
+    if ckpt and not blocks:
+        raise ValueError(f"activation_checkpointing=true (or trainer.activation_checkpointing) wraps `model.blocks`; "
+                         f"{type(workload.model).__name__} has none")
     trainer = workload.config.trainer
     precision = own.get("precision", trainer.precision)
     check_choice("precision", precision, PRECISIONS)
-    batch, header, unit = (_voxel_budget(workload, devices) if is_slat(workload)
-                           else _batch_per_device(workload, devices))
+    ema = workload.ema_decay > 0
+    family = workload.family
+    batch, header = family.cli_batch(workload, devices)
+    unit = family.batch_word
     settings = (precision, optimizer, strategy, devices, ckpt, backend)
-    breakdown = estimate_workload(workload, batch, *settings)
+    breakdown = estimate_workload(workload, batch, *settings, ema=ema)
     need, capacity = needed_gib(breakdown), gpu_capacity(gpu)
     table = breakdown.table().replace(f"batch {batch} per device", f"{unit} {batch} per device", 1)
     lines = [*header, "", table, "", ALLOWANCE_NOTE + ".", ""]
+    if ema:
+        lines += [f"ema: trainer.ema_decay={workload.ema_decay} keeps a copy of the weights (counted above).", ""]
     verdict = "fits" if need <= capacity else "does NOT fit"
     lines.append(f"{gpu} ({capacity:.1f} GiB): {verdict}: needs {need:.1f} GiB with the allowance.")
-    lines += ["", f"largest {unit} per device that fits ({precision}, {optimizer}, {devices} devices):", "",
+    no_ckpt = "" if blocks else f"; checkpointing n/a: {type(workload.model).__name__} has no `blocks`"
+    lines += ["", f"largest {unit} per device that fits ({precision}, {optimizer}, {devices} devices{no_ckpt}):", "",
               "| GPU | GiB | fits now | ddp | ddp + checkpointing | fsdp | fsdp + checkpointing |",
               "|---|---:|---|---:|---:|---:|---:|"]
     best = {}
@@ -92,58 +130,30 @@ def run(argv: list[str]) -> str:
         row = []
         for strat in ("ddp", "fsdp"):
             for with_ckpt in (False, True):
-                value = largest_batch(workload, name, precision, optimizer, strat, devices, with_ckpt, backend)
+                if with_ckpt and not blocks:
+                    row.append("n/a")
+                    continue
+                value = largest_batch(workload, name, precision, optimizer, strat, devices, with_ckpt, backend, ema)
                 row.append(value)
                 if name == gpu:
                     best[(strat, with_ckpt)] = value
-        current = estimate_workload(workload, batch, *settings[:2], settings[2], devices, ckpt, backend)
         marker = " (chosen)" if name == gpu else ""
-        lines.append(f"| {name}{marker} | {gib:.1f} | {'yes' if needed_gib(current) <= gib else 'no'} | "
+        lines.append(f"| {name}{marker} | {gib:.1f} | {'yes' if need <= gib else 'no'} | "
                      + " | ".join(str(v) for v in row) + " |")
-    lines += ["", _recommend(best, batch, need <= capacity, strategy, ckpt, gpu, breakdown.total / GIB, unit)]
+    lines += ["", _recommend(best, batch, need <= capacity, strategy, ckpt, gpu, breakdown.total / GIB, unit,
+                                   family.budget_key)]
     return "\n".join(lines)
 
 
-def _batch_per_device(workload, devices: int) -> tuple[int, list[str], str]:
-    trainer = workload.config.trainer
-    per_step = devices * trainer.grad_accum
-    if trainer.batch_size % per_step:
-        raise ValueError(f"trainer.batch_size ({trainer.batch_size}) must be a multiple of devices * grad_accum "
-                         f"({devices} * {trainer.grad_accum})")
-    batch = trainer.batch_size // per_step
-    return batch, [(f"experiment {workload.name}: global batch {trainer.batch_size} = {devices} devices x "
-                    f"{trainer.grad_accum} accumulation steps x {batch} per device")], "batch"
-
-
-def _voxel_budget(workload, devices: int) -> tuple[int, list[str], str]:
-    """The SLat VAE's micro-batch per device: trainer.batch_budget voxels (trainer.batching=budget)."""
-    from learnlib.memory.slat import slat_setting
-
-    trainer = workload.config.trainer
-    if trainer.get("batching") != "budget" or not trainer.get("batch_budget"):
-        raise ValueError(f"experiment {workload.name}: the SLat VAE's memory is per voxel budget; set "
-                         f"trainer.batching=budget and trainer.batch_budget=VOXELS per device")
-    budget, setting = int(trainer.batch_budget), slat_setting(workload)
-    header = [(f"experiment {workload.name}: {budget} voxels per device (trainer.batch_budget) x {devices} devices x "
-               f"{trainer.grad_accum} accumulation steps"),
-              ("workload unit: voxels per device (trainer.batching=budget), not items: up to "
-               f"{setting.objects} objects (trainer.batch_max_items) sharing the budget, each rendered at "
-               f"{setting.views} view(s) of {setting.image_size} x {setting.image_size} px"),
-              ("activations: measured on CPU at 512 and 1024 voxels and 32/64 px, extrapolated per voxel and per "
-               "pixel (learnlib.memory.slat); attention auto counts flash-attn (CUDA's choice with the gpu extra); "
-               f"budgets stop at {setting.objects} x {workload.model.encoder.resolution}^3 voxels (every grid cell)")]
-    return budget, header, "voxel budget"
-
-
 def _recommend(best: dict, batch: int, fit: bool, strategy: str, ckpt: bool, gpu: str, total_gib: float,
-               unit: str = "batch") -> str:
+               unit: str = "batch", budget_key: str | None = None) -> str:
     current = best[(strategy, ckpt)]
-    more = "trainer.grad_accum" if unit == "batch" else "trainer.grad_accum with a smaller trainer.batch_budget"
+    more = "trainer.grad_accum" + (f" with a smaller {budget_key}" if budget_key else "")
     if fit:
         return (f"recommendation: {unit} {batch} per device fits on {gpu} with {strategy}"
                 f"{' + checkpointing' if ckpt else ''} (up to {current} per device).")
     for option in (("ddp", False), ("fsdp", False), ("ddp", True), ("fsdp", True)):
-        if best[option] >= batch:
+        if option in best and best[option] >= batch:
             strat, with_ckpt = option
             return (f"recommendation: {unit} {batch} per device needs {total_gib:.1f} GiB before the allowance; "
                     f"use strategy={strat}{' activation_checkpointing=true' if with_ckpt else ''} "
@@ -155,16 +165,14 @@ def _recommend(best: dict, batch: int, fit: bool, strategy: str, ckpt: bool, gpu
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if any(arg in ("-h", "--help", "help") for arg in argv):
+        print(usage())
+        return 0
     try:
         print(run(argv))
-    except (ValueError, KeyError) as err:
+    except (ValueError, KeyError) as err:  # ConfigError (unknown keys, experiments) is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except Exception as err:  # configuration errors of learnlib.train (unknown keys, experiments)
-        if type(err).__name__ == "ConfigError":
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        raise
     return 0
 
 

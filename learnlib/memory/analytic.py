@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from learnlib.nn.backends import canonical_backend
+
 # bytes per parameter: (parameters, gradients, fp32 master copy, AdamW moments)
 POLICIES = {
     "fp32": (4, 4, 0, 8),  # everything fp32
@@ -37,13 +39,16 @@ def block_activation_bytes(batch: int, tokens: int, dim: int, heads: int, mlp_ra
     the residual after attention (8 x dim), the MLP hidden before and after GELU (2 x hidden), the
     two LayerNorms' mean and 1/std (4); per head: the (tokens x tokens) softmax output with the
     math backend, or only the logsumexp (1 per token) with a fused kernel ("sdpa", "flash_attn").
+    The names of learnlib.nn.backends are accepted too ("reference" is "math", "flash" is "flash_attn").
     """
-    if backend not in ("math", "sdpa", "flash_attn"):
-        raise ValueError(f"backend must be 'math', 'sdpa' or 'flash_attn', got {backend!r}")
+    try:
+        fused = canonical_backend(backend) != "reference"
+    except ValueError:
+        raise ValueError(f"backend must be 'math', 'sdpa' or 'flash_attn', got {backend!r}") from None
     for name, value in (("batch", batch), ("tokens", tokens), ("dim", dim), ("heads", heads)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     hidden = int(dim * mlp_ratio)
     per_token = 8 * dim + 2 * hidden + 4
-    attention = heads * tokens * (tokens if backend == "math" else 1)
+    attention = heads * tokens * (1 if fused else tokens)
     return 4 * batch * (tokens * per_token + attention)

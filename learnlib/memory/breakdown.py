@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-OPTIMIZERS = ("adamw", "sgd")
+from learnlib.nn.backends import KINDS
+from learnlib.nn.optim import OPTIMIZERS
+from learnlib.nn.precision import PRECISIONS
+
+__all__ = ["ATTENTION_BACKENDS", "GIB", "MIB", "OPTIMIZERS", "PRECISIONS", "STRATEGIES", "MemoryBreakdown",
+           "check_choice"]
+
 STRATEGIES = ("ddp", "fsdp")
-ATTENTION_BACKENDS = ("auto", "math", "sdpa", "flash_attn")
+ATTENTION_BACKENDS = KINDS["attention"]  # learnlib.nn.backends' names; canonical_backend maps the aliases
 GIB = 2**30
 MIB = 2**20
 
@@ -28,7 +33,8 @@ class MemoryBreakdown:
     buffers: the model's buffers. frozen: frozen models the step also runs (VAR's tokenizer).
     activations: tensors saved for backward at the end of the forward pass.
     recompute_peak: with activation checkpointing, one block's saved tensors while it is
-    recomputed in backward.
+    recomputed in backward. ema: the trainer's exponential moving average of the weights (a full
+    copy of the parameters and buffers, `trainer.ema_decay`), 0 when there is none.
     """
 
     parameters: int
@@ -47,11 +53,12 @@ class MemoryBreakdown:
     world_size: int
     activation_checkpointing: bool
     attention_backend: str
+    ema: int = 0
 
     @property
     def model_state(self) -> int:
-        """Parameters, gradients, optimizer states and buffers."""
-        return self.parameters + self.gradients + self.optimizer_states + self.buffers
+        """Parameters, gradients, optimizer states, the EMA copy and buffers."""
+        return self.parameters + self.gradients + self.optimizer_states + self.ema + self.buffers
 
     @property
     def total(self) -> int:
@@ -60,10 +67,10 @@ class MemoryBreakdown:
                 + self.activations + self.recompute_peak)
 
     def rows(self) -> list[tuple[str, int]]:
-        """(name, bytes) of every part, then the total."""
-        parts = [(f.name, getattr(self, f.name)) for f in fields(self) if isinstance(getattr(self, f.name), int)
-                 and not isinstance(getattr(self, f.name), bool) and f.name not in ("batch_per_device", "world_size")]
-        return [*parts, ("total", self.total)]
+        """(name, bytes) of every part (the EMA only when there is one), then the total."""
+        names = ["parameters", "gradients", "optimizer_states", "ema", "gathered_parameters", "communication",
+                 "buffers", "frozen", "activations", "recompute_peak"]
+        return [*((name, getattr(self, name)) for name in names if name != "ema" or self.ema), ("total", self.total)]
 
     def describe(self) -> str:
         """One line naming the setting."""

@@ -17,31 +17,27 @@ Conventions (what each part holds):
   block's unsharded gradients before its reduce-scatter.
 - Activations: every storage autograd saves for backward, counted once, from a FakeTensor trace
   of the real model at batch 1 and 2 extrapolated linearly (shapes only: cheap at full size).
-  The math attention backend saves the (B, heads, N, N) score matrix; the fused ones (sdpa,
-  flash) save q, k, v, the output and the logsumexp only, as torch's fused CPU kernel does.
+  The reference ("math") attention backend saves the (B, heads, N, N) score matrix; the fused ones
+  (sdpa, flash) save q, k, v, the output and the logsumexp only, as torch's fused CPU kernel does.
 - Activation checkpointing (`learnlib.nn.checkpointing`, every block of `model.blocks`): only the
   blocks' inputs and what the stem/head save are kept, plus one block's saved tensors while
   it is recomputed in backward (`recompute_peak`).
-- The SLat VAE (family "SLatVAE") is estimated per voxel budget instead of per batch of items:
-  `batch_per_device` is its voxels per device, and its activations come from CPU measurements
-  at two voxel counts and two render sizes, extrapolated (learnlib.memory.slat).
+- EMA (`ema=True`; the CLI's default when trainer.ema_decay > 0): the trainer's averaged copy of
+  the parameters and buffers, held like the parameters (sharded under FSDP).
+- A family may count another unit and bring its own saved profile (learnlib.workloads):
+  the SLat VAE's `batch_per_device` is its voxels per device, and its activations come from CPU
+  measurements at two voxel counts and two render sizes, extrapolated (learnlib.slat.memory).
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from learnlib.memory.breakdown import (
-    ATTENTION_BACKENDS,
-    OPTIMIZERS,
-    PRECISIONS,
-    STRATEGIES,
-    MemoryBreakdown,
-    check_choice,
-)
-from learnlib.memory.spec import Workload, resolve
-from learnlib.memory.trace import SavedProfile, trace_saved
-from learnlib.memory.workload import family
+from learnlib.memory.breakdown import OPTIMIZERS, PRECISIONS, STRATEGIES, MemoryBreakdown, check_choice
+from learnlib.memory.spec import resolve
+from learnlib.memory.trace import trace_saved
+from learnlib.nn.backends import canonical_backend
+from learnlib.workloads import SavedProfile, Workload, positive_int
 
 FP32 = 4
 
@@ -55,9 +51,15 @@ def _largest_block(model: nn.Module) -> int:
     return max((sum(p.numel() for p in b.parameters()) for b in blocks), default=0)
 
 
+def has_blocks(model: nn.Module) -> bool:
+    """True when `model.blocks` is there to checkpoint (learnlib.nn.checkpointing)."""
+    return len(getattr(model, "blocks", ())) > 0
+
+
 def state_parts(model: nn.Module, precision: str, optimizer: str, strategy: str, world_size: int,
-                trained: frozenset | None = None) -> dict:
-    """Bytes of parameters, gradients, optimizer states, FSDP gathered copies, DDP buckets and buffers.
+                trained: frozenset | None = None, ema: bool = False) -> dict:
+    """Bytes of parameters, gradients, optimizer states, the EMA copy, FSDP gathered copies, DDP buckets and
+    buffers.
 
     `trained` (names) restricts gradients and optimizer states to the parameters the loss reaches
     (an unused parameter never gets a gradient, so AdamW never creates its moments)."""
@@ -69,9 +71,11 @@ def state_parts(model: nn.Module, precision: str, optimizer: str, strategy: str,
     frozen_params = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
     opt = 2 * grads + FP32 * len(trainable) if optimizer == "adamw" else grads
     shard = world_size if strategy == "fsdp" else 1
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
     parts = {"parameters": trainable_bytes // shard + frozen_params, "gradients": grads // shard,
              "optimizer_states": opt // shard, "gathered_parameters": 0, "communication": 0,
-             "buffers": sum(b.numel() * b.element_size() for b in model.buffers())}
+             "buffers": buffers}
+    parts["ema"] = parts["parameters"] + buffers if ema else 0
     if strategy == "fsdp":
         block = _largest_block(model)
         root = n_all - sum(sum(p.numel() for p in b.parameters()) for b in getattr(model, "blocks", ()))
@@ -81,18 +85,13 @@ def state_parts(model: nn.Module, precision: str, optimizer: str, strategy: str,
     return parts
 
 
-def is_slat(workload: Workload) -> bool:
-    """True for the structured-latent VAE, whose workload unit is voxels per device."""
-    return family(workload.model) == "SLatVAE"
-
-
 def saved_profile(workload: Workload, batch: int, precision: str, backend: str | None) -> SavedProfile:
-    """Saved-for-backward bytes at `batch`: FakeTensor traces at batch 1 and 2, extrapolated linearly
-    (the SLat VAE: `batch` voxels, from learnlib.memory.slat's measured calibration)."""
-    if is_slat(workload):
-        from learnlib.memory.slat import slat_saved_profile
-
-        return slat_saved_profile(workload, batch, precision, backend)
+    """Saved-for-backward bytes at `batch`: the family's own profile when it has one, else FakeTensor
+    traces at batch 1 and 2, extrapolated linearly."""
+    backend = canonical_backend(backend) if backend is not None else None
+    own = workload.family.saved_profile(workload, batch, precision, backend)
+    if own is not None:
+        return own
     key = (precision, backend)
     if key not in workload.traces:  # two FakeTensor traces per precision and backend, reused for every batch
         workload.traces[key] = tuple(trace_saved(workload.model, b, precision, backend, workload.task)
@@ -108,40 +107,44 @@ def saved_profile(workload: Workload, batch: int, precision: str, backend: str |
 
 def estimate(model_or_experiment, batch_per_device: int, precision: str = "fp32", optimizer: str = "adamw",
              strategy: str = "ddp", world_size: int = 1, activation_checkpointing: bool = False,
-             attention_backend: str | None = None, overrides: tuple[str, ...] = ()) -> MemoryBreakdown:
+             attention_backend: str | None = None, overrides: tuple[str, ...] = (),
+             ema: bool = False) -> MemoryBreakdown:
     """Memory per device of one training step of a model, registered model name or experiment.
 
-    `attention_backend` None keeps the model's own; "auto"/"sdpa"/"flash_attn" count the fused
-    kernels' saved tensors, "math" the explicit score matrix. `overrides` are Hydra strings
+    `attention_backend` (a learnlib.nn.backends name or alias) None keeps the model's own;
+    "auto"/"sdpa"/"flash" count the fused kernels' saved tensors, "reference" ("math") the explicit
+    score matrix. `ema` counts the trainer's EMA copy of the weights. `overrides` are Hydra strings
     applied to an experiment (e.g. "model.depth=2"). See the module docstring for conventions.
     """
-    if not isinstance(batch_per_device, int) or batch_per_device < 1:
-        raise ValueError(f"batch_per_device must be a positive int, got {batch_per_device!r}")
-    if not isinstance(world_size, int) or world_size < 1:
-        raise ValueError(f"world_size must be a positive int, got {world_size!r}")
+    positive_int("batch_per_device", batch_per_device)
+    positive_int("world_size", world_size)
     check_choice("precision", precision, PRECISIONS)
     check_choice("optimizer", optimizer, OPTIMIZERS)
     check_choice("strategy", strategy, STRATEGIES)
     if attention_backend is not None:
-        check_choice("attention backend", attention_backend, ATTENTION_BACKENDS)
+        canonical_backend(attention_backend)
     workload = resolve(model_or_experiment, overrides)
     return estimate_workload(workload, batch_per_device, precision, optimizer, strategy, world_size,
-                             activation_checkpointing, attention_backend)
+                             activation_checkpointing, attention_backend, ema=ema)
 
 
 def estimate_workload(workload: Workload, batch_per_device: int, precision: str, optimizer: str, strategy: str,
                       world_size: int, activation_checkpointing: bool, attention_backend: str | None,
-                      profile: SavedProfile | None = None) -> MemoryBreakdown:
+                      profile: SavedProfile | None = None, ema: bool = False) -> MemoryBreakdown:
     """`estimate` for a resolved workload (optionally with its saved profile already at this batch)."""
     model = workload.model
-    if activation_checkpointing and not len(getattr(model, "blocks", ())):
+    positive_int(f"the batch per device ({workload.family.unit})", batch_per_device)
+    if activation_checkpointing and not has_blocks(model):
         raise ValueError(f"activation checkpointing wraps `model.blocks`; {type(model).__name__} has none")
+    if attention_backend is not None:
+        attention_backend = canonical_backend(attention_backend)
     profile = profile or saved_profile(workload, batch_per_device, precision, attention_backend)
     activations, recompute = profile.activations, 0
     if activation_checkpointing:
         activations, recompute = profile.checkpointed, profile.block_peak
     backend = attention_backend or _model_backend(model)
-    return MemoryBreakdown(**state_parts(model, precision, optimizer, strategy, world_size, profile.trained),
+    parts = state_parts(model, precision, optimizer, strategy, world_size, profile.trained, ema)
+    return MemoryBreakdown(**parts,
                            frozen=workload.frozen_bytes, activations=activations, recompute_peak=recompute,
                            batch_per_device=batch_per_device, precision=precision, optimizer=optimizer,
                            strategy=strategy, world_size=world_size,

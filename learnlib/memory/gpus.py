@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 from learnlib.memory.breakdown import GIB, MemoryBreakdown
-from learnlib.memory.estimate import estimate_workload, is_slat, saved_profile
-from learnlib.memory.spec import Workload
+from learnlib.memory.estimate import estimate_workload, saved_profile
+from learnlib.workloads import Workload
 
 # Memory per GPU as nvidia-smi reports it, in GiB.
 GPUS = {
@@ -47,24 +47,21 @@ def fits(breakdown: MemoryBreakdown, gpu: str) -> bool:
 
 def largest_batch(workload: Workload, gpu: str, precision: str, optimizer: str = "adamw", strategy: str = "ddp",
                   world_size: int = 1, activation_checkpointing: bool = False,
-                  attention_backend: str | None = None) -> int:
-    """The largest batch per device whose step fits on `gpu` (0 when even batch 1 does not); for the SLat VAE
-    the largest voxel budget per device (to 0.1 %)."""
+                  attention_backend: str | None = None, ema: bool = False) -> int:
+    """The largest batch per device whose step fits on `gpu` (0 when even batch 1 does not), in the unit of
+    the model's family (items; the SLat VAE: voxels, to 0.1 %)."""
     capacity = gpu_capacity(gpu)
     settings = (precision, optimizer, strategy, world_size, activation_checkpointing, attention_backend)
-    if is_slat(workload):
-        from learnlib.memory.slat import largest_voxels, slat_setting
-
-        model = workload.model
-        upper = slat_setting(workload).objects * model.encoder.resolution**3
-        return largest_voxels(lambda v: estimate_workload(workload, v, *settings).total,
-                              (capacity - CONTEXT_GIB) * GIB / (1 + SLACK), upper)
-    one, two = (estimate_workload(workload, b, *settings, profile=saved_profile(workload, b, precision,
-                                                                                attention_backend))
+    budget_bytes = (capacity - CONTEXT_GIB) * GIB / (1 + SLACK)
+    own = workload.family.largest(workload, lambda b: estimate_workload(workload, b, *settings, ema=ema).total,
+                                  budget_bytes)
+    if own is not None:
+        return own
+    one, two = (estimate_workload(workload, b, *settings, ema=ema,
+                                  profile=saved_profile(workload, b, precision, attention_backend))
                 for b in (1, 2))
     per_item = two.total - one.total  # total(B) = one.total + per_item * (B - 1)
-    budget = (capacity - CONTEXT_GIB) * GIB / (1 + SLACK) - one.total
+    budget = budget_bytes - one.total
     if budget < 0:
         return 0
     return 1 + (math.floor(budget / per_item) if per_item > 0 else 10**9)
-

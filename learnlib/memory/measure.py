@@ -6,21 +6,13 @@ import torch
 from torch import nn
 
 from learnlib.memory.breakdown import OPTIMIZERS, PRECISIONS, MemoryBreakdown, check_choice
-from learnlib.memory.saved import SavedTensorTracker, storage_key
 from learnlib.memory.trace import attention_backend as use_backend
-from learnlib.memory.trace import autocast
-from learnlib.memory.workload import training_step
+from learnlib.nn.backends import canonical_backend
 from learnlib.nn.checkpointing import apply_activation_checkpointing, remove_activation_checkpointing
-
-
-def build_optimizer(model: nn.Module, optimizer: str) -> torch.optim.Optimizer:
-    """AdamW (as learnlib.train builds it, fused on CPU and CUDA) or SGD with momentum 0.9."""
-    check_choice("optimizer", optimizer, OPTIMIZERS)
-    params = [p for p in model.parameters() if p.requires_grad]
-    fused = next(model.parameters()).device.type in ("cpu", "cuda")
-    if optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=1e-4, fused=fused)
-    return torch.optim.SGD(params, lr=1e-4, momentum=0.9)
+from learnlib.nn.optim import build_optimizer
+from learnlib.nn.precision import autocast
+from learnlib.nn.saved_tensors import SavedTensorTracker, storage_key
+from learnlib.workloads import training_step
 
 
 def _unique_bytes(tensors) -> int:
@@ -33,7 +25,7 @@ def _unique_bytes(tensors) -> int:
 def measure_activations(model: nn.Module, batch: int, precision: str = "fp32", backend: str | None = None,
                         activation_checkpointing: bool = False, task: dict | None = None, seed: int = 0) -> int:
     """Bytes saved for backward by one training forward of `model` (real tensors, each storage once,
-    parameters and buffers excluded). The graph is freed without running backward."""
+    parameters and buffers excluded). The graph is freed without running backward. fp16 runs on CUDA only."""
     check_choice("precision", precision, PRECISIONS)
     generator = torch.Generator(next(model.parameters()).device).manual_seed(seed)
     was_training = model.training
@@ -41,7 +33,7 @@ def measure_activations(model: nn.Module, batch: int, precision: str = "fp32", b
     if activation_checkpointing:
         apply_activation_checkpointing(model)
     try:
-        with use_backend(model, backend):
+        with use_backend(model, canonical_backend(backend) if backend is not None else None):
             step = training_step(model, batch, generator=generator, **(task or {}))
             with SavedTensorTracker(model) as saved, autocast(precision, next(model.parameters()).device.type):
                 loss = step()
@@ -57,7 +49,8 @@ def measure_state(model: nn.Module, optimizer: str = "adamw", batch: int = 2, pr
                   task: dict | None = None) -> dict[str, int]:
     """Bytes of parameters, gradients, optimizer states and buffers counted from the real tensors after
     one training step (forward, backward, optimizer step) on `batch` random items."""
-    opt = build_optimizer(model, optimizer)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    opt = build_optimizer(model, 1e-4, 0.0, kind=optimizer)  # learning rate and weight decay change no memory
     model.train()
     step = training_step(model, batch, generator=torch.Generator(next(model.parameters()).device).manual_seed(0),
                          **(task or {}))
@@ -99,7 +92,8 @@ def measure_cuda(model: nn.Module, batch: int, precision: str = "bf16", optimize
     check_choice("precision", precision, PRECISIONS)
     if activation_checkpointing:
         apply_activation_checkpointing(model)
-    opt = build_optimizer(model, optimizer)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    opt = build_optimizer(model, 1e-4, 0.0, kind=optimizer)  # learning rate and weight decay change no memory
     model.train()
     step = training_step(model, batch, **(task or {}))
     torch.cuda.synchronize(device)

@@ -3,51 +3,30 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from learnlib.memory.saved import SavedTensors, SavedTensorTracker
-from learnlib.memory.workload import training_step
-
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.bfloat16}  # fp16 saves as many bytes as bf16
-
-
-@dataclass(frozen=True)
-class SavedProfile:
-    """Saved-for-backward bytes of one forward at one batch size."""
-
-    activations: int  # all saved storages
-    checkpointed: int  # what stays saved when every block is checkpointed
-    block_peak: int  # the largest one block saves
-    trained: frozenset = frozenset()  # names of the parameters the loss reaches (they get gradients)
+from learnlib.nn.precision import autocast
+from learnlib.nn.saved_tensors import SavedTensors, SavedTensorTracker
+from learnlib.workloads import SavedProfile, cpu_precision, family_of, training_step
 
 
-def autocast(precision: str, device_type: str = "cpu"):
-    """torch.autocast for bf16/fp16, a no-op context for fp32."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.float16 if (precision == "fp16" and device_type == "cuda") else AUTOCAST_DTYPES[precision]
-    return torch.autocast(device_type, dtype=dtype)
+def cpu_backend(backend: str | None) -> str | None:
+    """The attention backend a CPU run uses to count the bytes of `backend`: flash-attn is CUDA-only, and
+    torch's fused CPU kernel ("sdpa") saves what it saves (q, k, v, the output and the logsumexp)."""
+    return "sdpa" if backend == "flash" else backend
 
 
 @contextlib.contextmanager
 def attention_backend(model: nn.Module, backend: str | None):
-    """Temporarily set the attention backend of every attention layer that has one (ViT, VAR)."""
-    from learnlib.nn.attention import Attention
-    from learnlib.var.attention import SelfAttention
-
+    """Temporarily set the attention backend of every attention layer of `model`'s family (none: unchanged)."""
     changed = []
     if backend is not None:
-        for module in model.modules():
-            if isinstance(module, (Attention, SelfAttention)):
-                value = backend
-                if isinstance(module, SelfAttention):  # VAR has math and sdpa; flash/auto run as sdpa
-                    value = "math" if backend == "math" else "sdpa"
-                changed.append((module, module.backend))
-                module.backend = value
+        for module in family_of(model).attention_layers(model):
+            changed.append((module, module.backend))
+            module.backend = backend
     try:
         yield
     finally:
@@ -78,7 +57,9 @@ def fake_state(model: nn.Module, mode: FakeTensorMode):
 
 def trace_saved(model: nn.Module, batch: int, precision: str, backend: str | None = None,
                 task: dict | None = None) -> SavedProfile:
-    """What one training forward of `model` on `batch` items saves for backward, traced on FakeTensors."""
+    """What one training forward of `model` on `batch` items saves for backward, traced on FakeTensors (CPU).
+
+    `backend` is a learnlib.nn.backends attention name (None: the model's own)."""
     from learnlib.nn.checkpointing import (
         apply_activation_checkpointing,
         is_checkpointed,
@@ -91,10 +72,10 @@ def trace_saved(model: nn.Module, batch: int, precision: str, backend: str | Non
     remove_activation_checkpointing(model)  # traced plain; checkpointing is a setting of the estimate
     model.train()
     try:
-        with fake_state(model, mode), attention_backend(model, backend), mode:
+        with fake_state(model, mode), attention_backend(model, cpu_backend(backend)), mode:
             step = training_step(model, batch, **(task or {}))
             result: SavedTensors
-            with SavedTensorTracker(model) as result, autocast(precision):
+            with SavedTensorTracker(model) as result, autocast(cpu_precision(precision), "cpu"):
                 loss = step()
             trained = reached_parameters(model, loss)
     finally:

@@ -4,6 +4,7 @@ from learnlib.nn.attention import Attention, attention_weights, scaled_dot_produ
 from learnlib.nn.backends import BACKENDS, canonical_backend, flash_attn_available, resolve_backend
 from learnlib.nn.block import Block
 from learnlib.nn.drop_path import DropPath, drop_path
+from learnlib.nn.layer_scale import LayerScale, LayerScaleBlock
 from learnlib.nn.mlp import Mlp
 from learnlib.nn.patch_embed import PatchEmbed, patchify
 
@@ -12,6 +13,8 @@ __all__ = [
     "Attention",
     "Block",
     "DropPath",
+    "LayerScale",
+    "LayerScaleBlock",
     "Mlp",
     "PatchEmbed",
     "attention_weights",

@@ -32,7 +32,6 @@ from learnlib.slat.losses import (
     opacity_regularizer,
     render_views,
     slat_vae_loss,
-    ssim,
     volume_regularizer,
 )
 from learnlib.slat.lpips_vgg import LPIPSVGG, VGG16Features, lpips_heads_path
@@ -73,7 +72,6 @@ __all__ = [
     "render_views",
     "reparameterize",
     "slat_vae_loss",
-    "ssim",
     "swin_block_shifts",
     "volume_regularizer",
 ]

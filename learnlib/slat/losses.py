@@ -6,9 +6,9 @@ loss = L1(render, target) + 0.2 * (1 - SSIM) + 0.2 * LPIPS       (reconstruction
      + 1e-3 * mean_i((opacity_i - 1)^2)                           ("reg_opacity")
 
 Targets are composited over the same background as the render: image * alpha + (1 - alpha) * bg.
-SSIM is pytorch-msssim's (11 x 11 Gaussian window, sigma 1.5, K = (0.01, 0.03), averaged over the
-valid region; TRELLIS's own SSIM zero-pads the borders instead). LPIPS is `LPIPSVGG` on images
-mapped from [0, 1] to [-1, 1].
+SSIM is `learnlib.metrics.ssim` (11 x 11 Gaussian window, sigma 1.5, K = (0.01, 0.03)) with TRELLIS's
+zero-padded borders (`ssim_padding="same"`) by default; "valid" averages only where the window fits.
+LPIPS is `LPIPSVGG` on images mapped from [0, 1] to [-1, 1].
 """
 
 from __future__ import annotations
@@ -19,11 +19,9 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from learnlib.metrics import ssim
 from learnlib.slat.encoder import diagonal_gaussian_kl
 from learnlib.splat import Cameras, Gaussians
-
-SSIM_WINDOW = 11
-SSIM_SIGMA = 1.5
 
 
 @dataclass(frozen=True)
@@ -36,21 +34,11 @@ class SLatLossWeights:
     kl: float = 1e-6
     volume: float = 1e4
     opacity: float = 1e-3
+    ssim_padding: str = "same"  # TRELLIS's zero-padded SSIM; "valid" is the metric's definition
 
 
 TRELLIS_LOSS_WEIGHTS = SLatLossWeights()
 TINY_LOSS_WEIGHTS = replace(SLatLossWeights(), lpips=0.0)  # the CPU config has no VGG16 weights file
-
-
-def ssim(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean SSIM of images (B, C, H, W) in [0, 1] (pytorch-msssim, 11 x 11 window, sigma 1.5)."""
-    from pytorch_msssim import ssim as msssim_ssim
-
-    if pred.shape != target.shape or pred.dim() != 4:
-        raise ValueError(f"expected two images (B, C, H, W) of one shape, got {list(pred.shape)} and {list(target.shape)}")
-    if min(pred.shape[-2:]) < SSIM_WINDOW:
-        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW} x {SSIM_WINDOW} pixels, got {list(pred.shape[-2:])}")
-    return msssim_ssim(pred, target, data_range=1.0, size_average=True, win_size=SSIM_WINDOW, win_sigma=SSIM_SIGMA)
 
 
 def lpips_distance(pred: Tensor, target: Tensor, lpips_fn) -> Tensor:
@@ -118,7 +106,7 @@ def slat_vae_loss(render: Tensor, target: Tensor, gaussians: Sequence[Gaussians]
         raise ValueError(f"loss_type must be 'l1' or 'l2', got {weights.loss_type!r}")
     rec = terms[weights.loss_type]
     if weights.ssim > 0:
-        terms["ssim"] = 1 - ssim(pred, gt)
+        terms["ssim"] = 1 - ssim(pred, gt, padding=weights.ssim_padding)
         rec = rec + weights.ssim * terms["ssim"]
     if weights.lpips > 0:
         if lpips_fn is None:

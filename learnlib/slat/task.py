@@ -16,29 +16,18 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from learnlib.metrics import psnr_per_image
+from learnlib.metrics import psnr_per_image, ssim_per_image
 from learnlib.slat.losses import (
-    SSIM_SIGMA,
-    SSIM_WINDOW,
     TRELLIS_LOSS_WEIGHTS,
     SLatLossWeights,
     composite_target,
     render_views,
     slat_vae_loss,
 )
-from learnlib.train.tasks import Task, register_task
+from learnlib.tasks import Task, register_task
 
 LOSS_WEIGHT_NAMES = tuple(f.name for f in fields(SLatLossWeights))
-
-
-def ssim_per_image(pred: Tensor, target: Tensor) -> Tensor:
-    """SSIM of each image [B] of pred and target [B, C, H, W] in [0, 1] (the window of `losses.ssim`)."""
-    from pytorch_msssim import ssim as msssim_ssim
-
-    if pred.shape != target.shape or pred.dim() != 4:
-        raise ValueError(f"expected two images [B, C, H, W] of one shape, got {list(pred.shape)} and {list(target.shape)}")
-    return msssim_ssim(pred.float().clamp(0, 1), target.float(), data_range=1.0, size_average=False,
-                       win_size=SSIM_WINDOW, win_sigma=SSIM_SIGMA)
+STRING_OPTIONS = ("loss_type", "ssim_padding")
 
 
 def _model_device(model) -> torch.device:
@@ -58,7 +47,7 @@ class SLatVAEReconstruction(Task):
     """Rendering loss of an `SLatVAE` on SLatDataset batches; held-out PSNR, SSIM (in [0, 1]) and KL.
 
     Options: the loss weights of `SLatLossWeights` by field name (loss_type, ssim, lpips, kl, volume,
-    opacity; TRELLIS's values by default), `lpips_backbone` (the VGG16 weights file `LPIPSVGG` loads,
+    opacity, ssim_padding; TRELLIS's values by default), `lpips_backbone` (the VGG16 weights file `LPIPSVGG` loads,
     needed when lpips > 0), `eval_background` (RGB of the held-out renders, black by default),
     `render_backend` ("auto": gsplat on CUDA when installed, else the PyTorch rasterizer).
     """
@@ -71,7 +60,7 @@ class SLatVAEReconstruction(Task):
         if unknown:
             raise ValueError(f"unknown slat_vae task options {sorted(unknown)}; loss weights are {LOSS_WEIGHT_NAMES}")
         defaults = {f: getattr(TRELLIS_LOSS_WEIGHTS, f) for f in LOSS_WEIGHT_NAMES}
-        self.weights = SLatLossWeights(**{**defaults, **{k: (v if k == "loss_type" else float(v))
+        self.weights = SLatLossWeights(**{**defaults, **{k: (v if k in STRING_OPTIONS else float(v))
                                                          for k, v in weights.items()}})
         if len(tuple(eval_background)) != 3:
             raise ValueError(f"eval_background must be an RGB triple, got {eval_background!r}")
@@ -121,5 +110,5 @@ class SLatVAEReconstruction(Task):
         targets = torch.cat([composite_target(im, a, bg) for im, a, bg in zip(images, alphas, backgrounds)])
         views, voxels = len(renders), len(out.mean)
         return {"psnr": (psnr_per_image(renders, targets, value_range=(0.0, 1.0)).sum(), views),
-                "ssim": (ssim_per_image(renders, targets).sum(), views),
+                "ssim": (ssim_per_image(renders.clamp(0, 1), targets).sum(), views),
                 "kl": (out.kl.float() * voxels, voxels)}

@@ -1,4 +1,5 @@
-"""Gaussian splatting: cameras, TRELLIS-style Gaussians, a differentiable rasterizer (torch, gsplat)."""
+"""Gaussian splatting: cameras, TRELLIS-style Gaussians, a differentiable rasterizer (torch, gsplat),
+3DGS PLY files and turntable animations."""
 
 from learnlib.splat.cameras import (
     Cameras,
@@ -15,6 +16,7 @@ from learnlib.splat.cameras import (
     sphere_hammersley,
 )
 from learnlib.splat.gaussians import SH_C0, Gaussians, rgb_to_sh, sh_to_rgb
+from learnlib.splat.ply import load_ply, ply_property_names, ply_vertices, read_ply_vertices, save_ply
 from learnlib.splat.projection import (
     add_blur,
     conic_from_covariance,
@@ -35,6 +37,16 @@ from learnlib.splat.rasterize import (
     rasterize,
     rasterize_torch,
 )
+from learnlib.splat.turntable import (
+    gaussians_render_fn,
+    gif_bytes,
+    save_gif,
+    show_gif,
+    side_by_side,
+    turntable,
+    turntable_cameras,
+    turntable_comparison,
+)
 
 __all__ = [
     "ALPHA_MAX",
@@ -49,15 +61,20 @@ __all__ = [
     "conic_from_covariance",
     "covariance_3d",
     "gaussian_alpha",
+    "gaussians_render_fn",
+    "gif_bytes",
     "hammersley_cameras",
     "hammersley_sequence",
     "intrinsics_from_fov",
+    "load_ply",
     "look_at",
     "normalize_quats",
     "normalized_to_pixel_intrinsics",
     "orbit_cameras",
     "perspective_jacobian",
     "pixel_to_normalized_intrinsics",
+    "ply_property_names",
+    "ply_vertices",
     "project_gaussian",
     "project_gaussians",
     "project_points",
@@ -65,8 +82,16 @@ __all__ = [
     "radius_from_covariance",
     "rasterize",
     "rasterize_torch",
+    "read_ply_vertices",
     "rgb_to_sh",
+    "save_gif",
+    "save_ply",
     "sh_to_rgb",
+    "show_gif",
+    "side_by_side",
     "sphere_eye",
     "sphere_hammersley",
+    "turntable",
+    "turntable_cameras",
+    "turntable_comparison",
 ]

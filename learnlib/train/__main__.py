@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from learnlib.train.config import compose, list_experiments
-from learnlib.train.errors import CheckpointError, ConfigError, NonFiniteLossError
+from learnlib.configs.compose import compose, list_experiments
+from learnlib.errors import CheckpointError, ConfigError, NonFiniteLossError
 from learnlib.train.multirun import run_sweep
 from learnlib.train.sweep import MULTIRUN_FLAGS, SWEEP_DIR_KEYS, sweeps_in
 from learnlib.train.trainer import fit

@@ -1,4 +1,8 @@
-"""Checkpoints written atomically and read back with clear errors."""
+"""Checkpoints written atomically, and the training state (RNG, optimizer tensors) they hold.
+
+Reading them back (`load_checkpoint`, `load_model_state`) lives in learnlib.weights, below the
+families that load weights too.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from learnlib.train.errors import CheckpointError
-
-FORMAT = "learnlib-checkpoint-v1"
+from learnlib.weights import FORMAT, load_checkpoint, load_model_state  # noqa: F401  (the reading half)
 
 
 def _file_mode() -> int:
@@ -58,44 +60,6 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return dst
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a learnlib checkpoint; raise CheckpointError if it is missing, corrupted or foreign."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(
-            f"checkpoint {path} could not be read ({type(err).__name__}: {str(err)[:200]}); "
-            "it is corrupted or not a learnlib checkpoint. Delete it or point resume at another run."
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a learnlib checkpoint (expected format {FORMAT!r})")
-    return state
-
-
-def load_model_state(model: torch.nn.Module, state_dict: dict, source: str) -> None:
-    """load_state_dict(strict) that names the missing and unexpected keys on a mismatch."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    wrong_shape = [k for k in set(own) & set(state_dict) if own[k].shape != state_dict[k].shape]
-    if missing or unexpected or wrong_shape:
-        details = []
-        if missing:
-            details.append(f"missing keys {missing[:5]}{'...' if len(missing) > 5 else ''}")
-        if unexpected:
-            details.append(f"unexpected keys {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
-        for key in sorted(wrong_shape)[:5]:
-            details.append(f"{key}: checkpoint {tuple(state_dict[key].shape)} vs model {tuple(own[key].shape)}")
-        raise CheckpointError(
-            f"checkpoint {source} does not fit this model ({'; '.join(details)}); "
-            "was it written by another experiment or model config?"
-        )
-    model.load_state_dict(state_dict)
 
 
 def rng_state() -> dict:

@@ -23,9 +23,9 @@ from torch import nn
 from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
+from learnlib.errors import CheckpointError
 from learnlib.train.checkpoint import FORMAT as SINGLE_FILE_FORMAT
 from learnlib.train.checkpoint import atomic_save, load_checkpoint, load_model_state
-from learnlib.train.errors import CheckpointError
 from learnlib.train.sharding import strategy_of
 
 FORMAT = "learnlib-dcp-v1"

@@ -79,15 +79,6 @@ def all_reduce_max(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return values
 
 
-def broadcast_flag(flag: bool, info: DistInfo) -> bool:
-    """True on every rank if rank 0's `flag` is True."""
-    if not info.enabled:
-        return flag
-    tensor = torch.tensor([int(flag)], device=info.device)
-    dist.broadcast(tensor, src=0)
-    return bool(tensor.item())
-
-
 def teardown(info: DistInfo) -> None:
     """Leave the process group if `setup` joined it (a group that was already up stays)."""
     if info.owns_group and dist.is_initialized():

@@ -102,3 +102,14 @@ def eval_batches(dataset: Dataset, batch_size: int, rank: int, world_size: int, 
     return DataLoader(dataset, batch_sampler=FixedBatchSampler(sampler, batch_size),
                       collate_fn=dataset_collate(dataset), num_workers=num_workers,
                       generator=torch.Generator().manual_seed(seed))
+
+
+def move_to(batch, device: torch.device):
+    """A batch (tensor, tuple, list or dict of them) on `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(item, device) for item in batch)
+    if isinstance(batch, dict):
+        return {key: move_to(value, device) for key, value in batch.items()}
+    return batch

@@ -18,9 +18,9 @@ from pathlib import Path
 from hydra import initialize_config_module
 from omegaconf import DictConfig
 
+from learnlib.configs.compose import CONFIG_MODULE, compose
+from learnlib.errors import CheckpointError, ConfigError, NonFiniteLossError
 from learnlib.train import distributed
-from learnlib.train.config import CONFIG_MODULE, compose
-from learnlib.train.errors import CheckpointError, ConfigError, NonFiniteLossError
 from learnlib.train.sweep import SWEEP_DIR_KEYS, Job, expand, take
 from learnlib.train.sweep_summary import SUMMARY_NAME, JobRecord, format_table, write_summary
 from learnlib.train.trainer import fit

@@ -13,8 +13,8 @@ import shutil
 import socket
 from pathlib import Path
 
+from learnlib.errors import ConfigError
 from learnlib.train.checkpoint import atomic_copy
-from learnlib.train.errors import ConfigError
 
 LOCK_NAME = ".lock"
 RUN_FILES = ("config.yaml", "metrics.csv", "curves.png")  # what a run writes besides its folders

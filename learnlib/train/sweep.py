@@ -15,7 +15,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 
-from learnlib.train.errors import ConfigError
+from learnlib.errors import ConfigError
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 SWEEP_DIR_KEYS = ("sweep_dir", "hydra.sweep.dir")  # the sweep folder: a command-line key, not a config key

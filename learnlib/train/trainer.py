@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
 from dataclasses import dataclass, field
@@ -15,8 +14,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from learnlib.data import build_datasets
+from learnlib.errors import NonFiniteLossError
 from learnlib.models import build_model
 from learnlib.nn.checkpointing import apply_activation_checkpointing
+from learnlib.nn.optim import build_optimizer
+from learnlib.nn.precision import autocast
+from learnlib.tasks import build_task
 from learnlib.train import distributed
 from learnlib.train.checkpoint import (
     FORMAT,
@@ -29,14 +32,11 @@ from learnlib.train.checkpoint import (
     set_rng_state,
 )
 from learnlib.train.dcp import load_sharded, save_sharded
-from learnlib.train.errors import NonFiniteLossError
-from learnlib.train.loader import ResumableLoader, eval_batches, train_batch_sampler
+from learnlib.train.loader import ResumableLoader, eval_batches, move_to, train_batch_sampler
 from learnlib.train.logger import RunLogger, plot_curves
-from learnlib.train.optim import build_optimizer
 from learnlib.train.run_dir import RunDirectory
 from learnlib.train.schedule import build_scheduler
 from learnlib.train.sharding import accumulation_context, clip_grad_norm, wrap_for_training
-from learnlib.train.tasks import build_task, move_to
 from learnlib.train.validate import validate_best_metric, validate_config
 
 
@@ -62,15 +62,8 @@ def seed_everything(seed: int) -> None:
 
 
 def _autocast(precision: str, device: torch.device):
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "fp16":
-        if device.type != "cuda":
-            raise ValueError("trainer.precision=fp16 needs CUDA; use bf16 on CPU")
-        return torch.autocast("cuda", dtype=torch.float16)
-    raise ValueError(f"trainer.precision must be fp32, bf16 or fp16, got {precision!r}")
+    """learnlib.nn.precision.autocast, its errors naming trainer.precision."""
+    return autocast(precision, device, name="trainer.precision")
 
 
 def _check_batching(cfg: DictConfig, world_size: int, train_len: int) -> int:

@@ -7,7 +7,7 @@ from numbers import Real
 
 from omegaconf import DictConfig, ListConfig
 
-from learnlib.train.errors import ConfigError
+from learnlib.errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")

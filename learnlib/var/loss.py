@@ -42,8 +42,3 @@ def per_scale_accuracy(logits: torch.Tensor, targets: torch.Tensor, patch_nums: 
     pred = logits.argmax(dim=-1)  # (B, L')
     return [float((pred[:, bg:ed] == targets[:, bg:ed]).float().mean())
             for bg, ed in scale_ranges(patch_nums) if ed <= logits.shape[1]]
-
-
-def targets_from_indices(indices: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Concatenate per-scale token maps [(B, pn*pn)] into the target sequence (B, L)."""
-    return torch.cat(list(indices), dim=1)  # (B, L)

@@ -1,18 +1,18 @@
-"""Activations of the structured-latent VAE per device, as a function of its voxel budget.
+"""The structured-latent VAE's memory workload: activations per device as a function of its voxel budget.
 
 The SLat VAE's workload unit is voxels per device (`trainer.batching=budget`,
 `trainer.batch_budget`), not items: an object has any number of voxels, and its windows hold a
 data-dependent number of them, so a FakeTensor trace cannot run the window partition. Instead the
-estimate measures real tensors on the CPU (learnlib.memory.slat_step) and extrapolates:
+estimate measures real tensors on the CPU (learnlib.slat.memory_step) and extrapolates:
 
 - The model is measured at its real widths with two blocks per half (one unshifted, one
   shifted window; every other block repeats one of them) on the synthetic shell object at
   N1 = 512 and N2 = 1024 voxels, each rendered at one view of 32 px and of 64 px.
 - One block saves a N + k S(N): a bytes per voxel (norms, q, k, v, MLP hidden, residuals) and k
   per unit of the attention's own statistic S of the block's window partition, counted per
-  backend as for the other families: "math" (the sparse `reference` loop) saves three (H, L, L)
+  backend as for the other families: "reference" (the sparse loop) saves three (H, L, L)
   score tensors per window, S = H sum_w L_w^2; "sdpa" saves q, k, v, output and logsumexp of
-  windows padded to their length bucket, S = sum_w bucket(L_w); "flash_attn" (and "auto", what
+  windows padded to their length bucket, S = sum_w bucket(L_w); "flash" (and "auto", what
   CUDA runs with flash-attn installed) saves the same without padding, a + k per voxel and no S.
   a and k are solved from N1 and N2; S is computed exactly on the synthetic object at the
   requested voxels per object (the partition is cheap; the attention is not run).
@@ -21,12 +21,17 @@ estimate measures real tensors on the CPU (learnlib.memory.slat_step) and extrap
   pixels rendered (objects x views x image_size^2), P_obj one object's: the per-pixel part is the
   render and the loss (LPIPS's VGG features above all), o_vp the PyTorch rasterizer's
   (pixel, Gaussian) pairs, which grow with the Gaussians and with the pixels each one covers.
-  With "auto"/"flash_attn" (the CUDA run, whose task renders with gsplat: it saves per
+  With "auto"/"flash" (the CUDA run, whose task renders with gsplat: it saves per
   (Gaussian, tile), not per pixel pair) the pair term is left out.
 - A budget of V voxels is split into `objects` (trainer.batch_max_items) equal shells of V /
   objects voxels, each rendered at `views` (data.views_per_item) views of data.image_size px.
-- Activation checkpointing keeps what is saved outside the blocks plus the blocks' input features
-  (N x width fp32 per block), plus one block's saved tensors while it is recomputed.
+- Activation checkpointing (learnlib.nn.checkpointing over `SLatVAE.blocks`) keeps what is saved
+  outside the blocks plus the blocks' input features (N x width fp32 per block), plus one block's
+  saved tensors while it is recomputed.
+- fp16 is counted as bf16 (the same bytes; the CPU runs bf16 autocast only).
+
+`SLatWorkload` registers all this with learnlib.memory: its unit is voxels per device
+(`trainer.batch_budget`), its saved profile and largest-budget search are the ones below.
 """
 
 from __future__ import annotations
@@ -37,14 +42,24 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from learnlib.memory.slat_step import measure_saved, synthetic_coords
-from learnlib.memory.spec import Workload, state_bytes
-from learnlib.memory.trace import SavedProfile
+from learnlib.models import state_bytes
 from learnlib.slat.losses import TINY_LOSS_WEIGHTS, SLatLossWeights
+from learnlib.slat.memory_step import measure_saved, synthetic_coords, training_step
+from learnlib.slat.vae import SLatVAE
+from learnlib.workloads import (
+    ConfigExtras,
+    FamilyWorkload,
+    SavedProfile,
+    Workload,
+    cpu_precision,
+    positive_int,
+    register_workload,
+)
 
 CALIBRATION_VOXELS = (512, 1024)
 CALIBRATION_PIXELS = (32, 64)  # render sizes in px
-SPARSE_BACKENDS = {"math": "reference", "sdpa": "sdpa", "flash_attn": "sdpa", "auto": "sdpa", None: "sdpa"}
+# learnlib.nn.backends attention name -> the sparse backend the CPU calibration runs
+SPARSE_BACKENDS = {"reference": "reference", "sdpa": "sdpa", "flash": "sdpa", "auto": "sdpa", None: "sdpa"}
 
 
 @dataclass(frozen=True)
@@ -135,12 +150,15 @@ def _solve2(n1: float, s1: float, y1: float, n2: float, s2: float, y2: float) ->
 
 
 def calibrate(model: nn.Module, precision: str, backend: str | None, setting: RenderSetting) -> SLatFit:
-    """Measure the calibration model (see the module docstring) and solve for the coefficients."""
+    """Measure the calibration model (see the module docstring) and solve for the coefficients.
+
+    `backend` is a canonical learnlib.nn.backends attention name or None."""
     calib = calibration_model(model)
     sparse_backend = SPARSE_BACKENDS[backend]
     lpips_fn = lpips_network(setting.weights)
     (n1, n2), (p1, p2) = CALIBRATION_VOXELS, CALIBRATION_PIXELS
-    runs = {(n, p): measure_saved(calib, n, p, 1, 1, precision, sparse_backend, False, setting.weights, lpips_fn)
+    runs = {(n, p): measure_saved(calib, n, p, 1, 1, cpu_precision(precision), sparse_backend, False,
+                                  setting.weights, lpips_fn)
             for n in (n1, n2) for p in (p1, p2)}
     blocks = list(calib.blocks)
     shifts = tuple(b.attn.shift_window for b in blocks)
@@ -180,7 +198,7 @@ def slat_saved_profile(workload: Workload, voxels: int, precision: str, backend:
     model = workload.model
     objects = min(setting.objects, voxels)
     per_object = max(1, round(voxels / objects))
-    flash = backend in ("flash_attn", "auto", None)
+    flash = backend in ("flash", "auto", None)
     sparse = "flash" if flash else SPARSE_BACKENDS[backend]
     enc = model.encoder
     per_block = []
@@ -217,7 +235,61 @@ def largest_voxels(total_at, budget_bytes: float, upper: int) -> int:
     return lo
 
 
-
 def slat_workload(model: nn.Module, setting: RenderSetting = RenderSetting()) -> Workload:
     """A Workload of an SLatVAE rendering `setting` (LPIPS's network counted as frozen when it is on)."""
     return Workload(model, type(model).__name__, {"render": setting}, lpips_bytes(setting.weights))
+
+
+@register_workload("slat")
+class SLatWorkload(FamilyWorkload):
+    """The SLat VAE: voxels per device (`trainer.batch_budget`), calibrated on CPU tensors and extrapolated."""
+
+    unit = "voxels"
+    batch_word = "voxel budget"
+    budget_key = "trainer.batch_budget"
+
+    def model_class(self) -> type:
+        return SLatVAE
+
+    def training_step(self, model, batch, generator=None, render: RenderSetting | None = None):
+        """The `slat_vae` step on one synthetic object of `batch` voxels rendered at one view of 64 px (the
+        `render` setting of an experiment is what the calibrated profile extrapolates to)."""
+        return training_step(model, batch, image_size=64, generator=generator)
+
+    def from_config(self, cfg) -> ConfigExtras:
+        """What the step renders: data.image_size x data.views_per_item views of trainer.batch_max_items
+        objects, the task's loss weights (LPIPS's network counted as frozen), model.use_checkpoint."""
+        from learnlib.slat.task import LOSS_WEIGHT_NAMES, TRELLIS_LOSS_WEIGHTS
+
+        task = cfg.task
+        weights = SLatLossWeights(**{k: task.get(k, getattr(TRELLIS_LOSS_WEIGHTS, k)) for k in LOSS_WEIGHT_NAMES})
+        setting = RenderSetting(int(cfg.data.image_size), int(cfg.data.get("views_per_item") or 1),
+                                int(cfg.trainer.get("batch_max_items") or 1), weights)
+        return ConfigExtras({"render": setting}, lpips_bytes(weights), bool(cfg.model.get("use_checkpoint")))
+
+    def saved_profile(self, workload, batch, precision, backend):
+        return slat_saved_profile(workload, batch, precision, backend)
+
+    def largest(self, workload, total_at, budget_bytes):
+        upper = slat_setting(workload).objects * workload.model.encoder.resolution**3
+        return largest_voxels(total_at, budget_bytes, upper)
+
+    def cli_batch(self, workload, devices):
+        """The micro-batch per device: trainer.batch_budget voxels (trainer.batching=budget)."""
+        trainer = workload.config.trainer
+        if trainer.get("batching") != "budget" or not trainer.get("batch_budget"):
+            raise ValueError(f"experiment {workload.name}: the SLat VAE's memory is per voxel budget; set "
+                             f"trainer.batching=budget and trainer.batch_budget=VOXELS per device")
+        budget = positive_int("trainer.batch_budget", trainer.batch_budget)
+        accum = positive_int("trainer.grad_accum", trainer.grad_accum)
+        setting = slat_setting(workload)
+        header = [(f"experiment {workload.name}: {budget} voxels per device (trainer.batch_budget) x {devices} "
+                   f"devices x {accum} accumulation steps"),
+                  ("workload unit: voxels per device (trainer.batching=budget), not items: up to "
+                   f"{setting.objects} objects (trainer.batch_max_items) sharing the budget, each rendered at "
+                   f"{setting.views} view(s) of {setting.image_size} x {setting.image_size} px"),
+                  ("activations: measured on CPU at 512 and 1024 voxels and 32/64 px, extrapolated per voxel and "
+                   "per pixel (learnlib.slat.memory); attention auto counts flash-attn (CUDA's choice with the gpu "
+                   f"extra); budgets stop at {setting.objects} x {workload.model.encoder.resolution}^3 voxels "
+                   "(every grid cell)")]
+        return budget, header

@@ -1,8 +1,10 @@
-"""Tasks: how a model turns a batch into a loss and evaluation sums.
+"""The task registry, the base `Task` and the classification task.
 
-A task has `training_loss(model, batch) -> (loss, scalars)` and
-`eval_sums(model, batch) -> {metric: (sum, count)}`; the trainer averages the sums
-over the held-out set (and over ranks). Chapters register their tasks here.
+A task says how a model turns a batch into a loss and evaluation sums:
+`training_loss(model, batch) -> (loss, scalars)` and `eval_sums(model, batch) -> {metric: (sum, count)}`;
+the trainer averages the sums over the held-out set (and over ranks). A family registers its task
+in its own room (`learnlib/vq/task.py`, `learnlib/var/task.py`, `learnlib/slat/task.py`) with
+`@register_task("name")` and lists the module in TASK_MODULES.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from torch import nn
 from learnlib.registry import Registry
 
 # Modules whose import registers tasks. Each chapter adds its module here.
-TASK_MODULES = ("learnlib.train.tasks", "learnlib.train.generative_tasks", "learnlib.slat.task")
+TASK_MODULES = ("learnlib.tasks", "learnlib.vq.task", "learnlib.var.task", "learnlib.slat.task")
 TASKS = Registry("task", TASK_MODULES)
 register_task = TASKS.register
 
@@ -35,17 +37,6 @@ class Task:
 
     def eval_sums(self, model: nn.Module, batch) -> dict[str, tuple[torch.Tensor, int]]:
         raise NotImplementedError
-
-
-def move_to(batch, device: torch.device):
-    """A batch (tensor, tuple, list or dict of them) on `device`."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(move_to(item, device) for item in batch)
-    if isinstance(batch, dict):
-        return {key: move_to(value, device) for key, value in batch.items()}
-    return batch
 
 
 @register_task("classification")

@@ -1,4 +1,7 @@
-"""Compose the Hydra configuration of an experiment, with errors that list valid choices."""
+"""Compose the Hydra configuration of an experiment, with errors that list valid choices.
+
+Shared by every command that reads an experiment (`learnlib.train`, `learnlib.memory`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from hydra import initialize_config_module
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 
-from learnlib.train.errors import ConfigError
+from learnlib.errors import ConfigError
 
 CONFIG_MODULE = "learnlib.configs"
 

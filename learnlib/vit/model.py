@@ -1,14 +1,11 @@
 """Vision Transformer (Dosovitskiy et al., 2021) with timm's config names and state-dict layout.
 
 A timm `VisionTransformer` state dict of the same config loads with `load_state_dict`;
-`from_paddle_state_dict` converts the course's PaddlePaddle version (learnlib.vit_paddle).
+`learnlib.vit.port.from_paddle_state_dict` converts the course's PaddlePaddle version (`learnlib.vit.paddle`).
 """
 
 from __future__ import annotations
 
-import re
-
-import numpy as np
 import torch
 from torch import nn
 
@@ -21,7 +18,6 @@ __all__ = [
     "ClassifierMlp",
     "ViT",
     "VisionTransformer",
-    "from_paddle_state_dict",
     "patchify",
     "zero_one_layernorm_init",
 ]
@@ -117,11 +113,6 @@ class VisionTransformer(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
-    @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        """Parameter names usually excluded from weight decay."""
-        return {"pos_embed", "cls_token"}
-
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         grid = self.patch_embed.grid_of(x)
         x = self.patch_embed(self.stem(x))  # (B, N, D)
@@ -179,46 +170,6 @@ def zero_one_layernorm_init(model: nn.Module) -> nn.Module:
     return model
 
 
-# Paddle name (regex) -> torch name; Linear weights are transposed (Paddle stores (in, out)).
-_PADDLE_TO_TORCH = [
-    (r"patch_embedding\.conv\.(weight|bias)", r"patch_embed.proj.\1"),
-    (r"patch_embedding\.class_token", "cls_token"),
-    (r"patch_embedding\.position_embedding", "pos_embed"),
-    (r"encoder\.layers\.(\d+)\.attn_norm\.(weight|bias)", r"blocks.\1.norm1.\2"),
-    (r"encoder\.layers\.(\d+)\.attn\.(qkv|proj)\.(weight|bias)", r"blocks.\1.attn.\2.\3"),
-    (r"encoder\.layers\.(\d+)\.mlp_norm\.(weight|bias)", r"blocks.\1.norm2.\2"),
-    (r"encoder\.layers\.(\d+)\.mlp\.(fc1|fc2)\.(weight|bias)", r"blocks.\1.mlp.\2.\3"),
-    (r"encoder\.norm\.(weight|bias)", r"norm.\1"),
-    (r"classifier\.(fc1|fc2)\.(weight|bias)", r"head.\1.\2"),
-]
-_PADDLE_LINEAR_WEIGHT = re.compile(r"\.(qkv|proj|fc1|fc2)\.weight$")
-
-
-def from_paddle_state_dict(paddle_state: dict) -> dict[str, torch.Tensor]:
-    """Convert a `learnlib.vit_paddle.ViT` state dict (values numpy arrays or paddle Tensors)
-    to the names and layouts of `VisionTransformer(head_hidden=...)`."""
-    out: dict[str, torch.Tensor] = {}
-    unknown = []
-    for name, value in paddle_state.items():
-        array = np.array(value.numpy() if hasattr(value, "numpy") else value)  # a private copy
-        for pattern, target in _PADDLE_TO_TORCH:
-            if re.fullmatch(pattern, name):
-                torch_name = re.sub(pattern, target, name)
-                break
-        else:
-            unknown.append(name)
-            continue
-        tensor = torch.from_numpy(array)
-        if _PADDLE_LINEAR_WEIGHT.search(name):
-            if tensor.dim() != 2:
-                raise ValueError(f"{name}: expected a 2-D Linear weight [in, out], got {tuple(tensor.shape)}")
-            tensor = tensor.t().contiguous()  # (in, out) -> (out, in)
-        out[torch_name] = tensor
-    if unknown:
-        raise KeyError(f"parameters with no torch counterpart: {unknown}")
-    return out
-
-
 def _build(defaults: dict, overrides: dict) -> VisionTransformer:
     return VisionTransformer(**{**defaults, **overrides})
 
@@ -254,8 +205,8 @@ def vit_digits(**overrides) -> VisionTransformer:
     """A small ViT for 8x8 one-channel scikit-learn digits: 2x2 patches, 16 tokens.
 
     Regularized by stochastic depth rather than dropout, and attention written out ("reference"):
-    on 2 CPU cores element-wise dropout masks cost a third of a training step and the fused
-    CPU sdpa kernel is slower than two small matmuls at 17 tokens (benchmarks/RESULTS.md).
+    both make a CPU training step cheaper; the measurements are in benchmarks/RESULTS.md
+    ("vit_digits training step, CPU").
     """
     return _build({"img_size": 8, "patch_size": 2, "in_chans": 1, "num_classes": 10, "embed_dim": 64,
                    "depth": 4, "num_heads": 4, "mlp_ratio": 2.0, "global_pool": "avg", "drop_path_rate": 0.1,

@@ -1,4 +1,7 @@
-"""Exceptions of the training path, each with a message that says what to do."""
+"""Exceptions of the configuration, training and loading paths, each with a message that says what to do.
+
+No heavy import here: anything can catch them cheaply.
+"""
 
 
 class ConfigError(ValueError):

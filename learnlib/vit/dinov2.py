@@ -1,6 +1,7 @@
-"""DINOv2 image encoder (Oquab et al., 2023; registers: Darcet et al., 2024) built from learnlib.vit pieces.
+"""DINOv2 image encoder (Oquab et al., 2023; registers: Darcet et al., 2024) built from the ViT's pieces.
 
-Compared with `learnlib.vit.VisionTransformer` it adds what the published DINOv2 backbones use:
+It shares `learnlib.nn`'s patch embedding, position-embedding resampling and blocks with
+`learnlib.vit.VisionTransformer`, and adds what the published DINOv2 backbones use:
 register tokens (extra learned tokens after the class token, no position embedding), layer scale
 (a learned per-channel gain `ls1.gamma`, `ls2.gamma` on both residual branches), position embeddings
 interpolated (bicubic) to any image whose sides are multiples of the 14 px patch, and a `mask_token`
@@ -13,16 +14,15 @@ Weights are read from a local file only; nothing is downloaded.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from learnlib.models import register
-from learnlib.nn.block import Block
+from learnlib.nn.layer_scale import LayerScale, LayerScaleBlock
 from learnlib.nn.patch_embed import PatchEmbed
+from learnlib.nn.pos_embed import resample_pos_embed
 
 __all__ = [
     "DINOV2_VITL14_REG_PARAMS",
@@ -42,60 +42,24 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DINOV2_VITL14_REG_PARAMS = 304_372_736
 
 
-class LayerScale(nn.Module):
-    """x * gamma with a learned per-channel gamma [dim] (CaiT; DINOv2's `ls1` / `ls2`)."""
-
-    def __init__(self, dim: int, init_value: float = 1e-5):
-        super().__init__()
-        self.gamma = nn.Parameter(torch.full((dim,), float(init_value)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gamma
-
-
-class LayerScaleBlock(Block):
-    """`learnlib.nn.Block` with layer scale on both residual branches: x + ls(f(norm(x)))."""
-
-    def __init__(self, dim: int, num_heads: int, init_values: float = 1.0, **kwargs):
-        super().__init__(dim, num_heads, **kwargs)
-        self.ls1 = LayerScale(dim, init_values)
-        self.ls2 = LayerScale(dim, init_values)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x))))
-        return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
-
-
-class _AnySizePatchEmbed(PatchEmbed):
-    """PatchEmbed accepting any image whose sides are multiples of the patch size."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.patch_size
-        if x.dim() != 4 or x.shape[1] != self.in_chans or x.shape[-2] % p or x.shape[-1] % p:
-            raise ValueError(f"expected images (B, {self.in_chans}, H, W) with H and W multiples of {p}, "
-                             f"got {tuple(x.shape)}")
-        x = self.proj(x)  # (B, E, H/P, W/P)
-        return x.flatten(2).transpose(1, 2)  # (B, N, E)
-
-
 class DinoV2(nn.Module):
     """DINOv2 backbone: images (B, 3, H, W), ImageNet-normalized -> token dictionary (`forward_features`).
 
     `img_size` fixes the stored position-embedding grid (518 / 14 = 37 per side for the published
-    models); other sizes interpolate it bicubically (`interpolate_antialias`, `interpolate_offset`
-    as in DINOv2: antialias on and offset 0 for the register models).
+    models); other sizes interpolate it bicubically to the image's patch grid (`interpolate_antialias`
+    as in DINOv2; the register models use antialias and no interpolation offset).
     """
 
     def __init__(self, img_size: int = 518, patch_size: int = 14, in_chans: int = 3, embed_dim: int = 1024,
                  depth: int = 24, num_heads: int = 16, mlp_ratio: float = 4.0, num_register_tokens: int = 4,
-                 init_values: float = 1.0, interpolate_antialias: bool = True, interpolate_offset: float = 0.0,
-                 norm_eps: float = 1e-6, attn_backend: str = "auto"):
+                 init_values: float = 1.0, interpolate_antialias: bool = True, norm_eps: float = 1e-6,
+                 attn_backend: str = "auto"):
         super().__init__()
         if num_register_tokens < 0:
             raise ValueError(f"num_register_tokens must be >= 0, got {num_register_tokens}")
         self.patch_size, self.embed_dim, self.num_register_tokens = patch_size, embed_dim, num_register_tokens
-        self.interpolate_antialias, self.interpolate_offset = interpolate_antialias, interpolate_offset
-        self.patch_embed = _AnySizePatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        self.interpolate_antialias = interpolate_antialias
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim, strict_img_size=False)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 1, embed_dim))
         self.register_tokens = (nn.Parameter(torch.zeros(1, num_register_tokens, embed_dim))
@@ -114,26 +78,15 @@ class DinoV2(nn.Module):
             nn.init.normal_(self.register_tokens, std=1e-6)
 
     def interpolate_pos_encoding(self, grid_h: int, grid_w: int) -> torch.Tensor:
-        """Position embeddings (1, 1 + grid_h * grid_w, D) for a grid_h x grid_w patch grid."""
-        pos = self.pos_embed
-        side = int(math.sqrt(pos.shape[1] - 1))
-        if grid_h == side and grid_w == side:
-            return pos
-        patch_pos = pos[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)  # (1, D, side, side)
-        if self.interpolate_offset:
-            scale = ((grid_h + self.interpolate_offset) / side, (grid_w + self.interpolate_offset) / side)
-            patch_pos = F.interpolate(patch_pos.float(), scale_factor=scale, mode="bicubic",
-                                      antialias=self.interpolate_antialias)
-        else:
-            patch_pos = F.interpolate(patch_pos.float(), size=(grid_h, grid_w), mode="bicubic",
-                                      antialias=self.interpolate_antialias)
-        patch_pos = patch_pos.to(pos.dtype).permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, -1)  # (1, N, D)
-        return torch.cat([pos[:, :1], patch_pos], dim=1)  # (1, 1 + N, D)
+        """Position embeddings (1, 1 + grid_h * grid_w, D) for a grid_h x grid_w patch grid; the stored
+        ones themselves at the img_size grid."""
+        return resample_pos_embed(self.pos_embed, (grid_h, grid_w), self.patch_embed.grid_size,
+                                  num_prefix_tokens=1, antialias=self.interpolate_antialias)  # (1, 1 + N, D)
 
     def prepare_tokens(self, images: torch.Tensor) -> torch.Tensor:
         """Images (B, 3, H, W) -> tokens (B, 1 + R + N, D): class, registers, patches."""
-        grid_h, grid_w = images.shape[-2] // self.patch_size, images.shape[-1] // self.patch_size
-        x = self.patch_embed(images)  # (B, N, D)
+        x = self.patch_embed(images)  # (B, N, D), checks the image shape
+        grid_h, grid_w = self.patch_embed.grid_of(images)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1 + N, D)
         x = x + self.interpolate_pos_encoding(grid_h, grid_w)
         if self.register_tokens is not None:
@@ -165,7 +118,7 @@ class DinoV2(nn.Module):
         """
         out = self.forward_features(images)
         tokens = out["x_prenorm"][:, self.num_register_tokens + 1:] if prenorm else out["x_norm_patchtokens"]
-        grid_h, grid_w = images.shape[-2] // self.patch_size, images.shape[-1] // self.patch_size
+        grid_h, grid_w = self.patch_embed.grid_of(images)
         return tokens.transpose(1, 2).reshape(images.shape[0], self.embed_dim, grid_h, grid_w)  # (B, D, h, w)
 
 
@@ -173,7 +126,7 @@ class DinoV2(nn.Module):
 def dinov2_vitl14_reg(**overrides) -> DinoV2:
     """DINOv2 ViT-L/14 with 4 registers at 518 px (1024-d tokens, 24 blocks, 16 heads; 304.4 M parameters)."""
     config = {"img_size": 518, "patch_size": 14, "embed_dim": 1024, "depth": 24, "num_heads": 16,
-              "num_register_tokens": 4, "init_values": 1.0, "interpolate_antialias": True, "interpolate_offset": 0.0}
+              "num_register_tokens": 4, "init_values": 1.0, "interpolate_antialias": True}
     return DinoV2(**{**config, **overrides})
 
 

@@ -42,11 +42,6 @@ class SavedTensors:
         return out
 
     @property
-    def outside_blocks(self) -> int:
-        """Bytes saved by the stem, head and loss (everything outside `model.blocks`)."""
-        return sum(self.nbytes[k] for k, owner in self.owner.items() if owner is None)
-
-    @property
     def kept_with_checkpointing(self) -> int:
         """Bytes saved when every block is checkpointed: outside-block storages plus the blocks' inputs."""
         kept = {k: n for k, n in self.nbytes.items() if self.owner[k] is None}

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from learnlib.memory.saved import SavedTensorTracker, storage_key
-from learnlib.memory.trace import autocast
 from learnlib.nn.checkpointing import apply_activation_checkpointing, remove_activation_checkpointing
+from learnlib.nn.precision import autocast
+from learnlib.nn.saved_tensors import SavedTensorTracker, storage_key
 from learnlib.slat.losses import TINY_LOSS_WEIGHTS, SLatLossWeights, render_views, slat_vae_loss
 from learnlib.sparse import SparseTensor
 from learnlib.splat.cameras import hammersley_cameras
@@ -108,7 +108,8 @@ def measure_saved(model: nn.Module, num_voxels: int, image_size: int, views: int
                   seed: int = 0) -> SLatSaved:
     """What one SLat training forward saves for backward (real tensors, each storage once; parameters and
     buffers of the model and of `lpips_fn` excluded). With `activation_checkpointing` every block of
-    `model.blocks` is checkpointed and `total` adds the blocks' inputs, which the checkpoints keep alive."""
+    `model.blocks` is checkpointed and `total` adds the blocks' inputs, which the checkpoints keep alive.
+    `backend` is a sparse attention backend ("reference" or "sdpa"); fp16 runs on CUDA only."""
     generator = torch.Generator(next(model.parameters()).device).manual_seed(seed)
     blocks = list(model.blocks)
     changed = [(block.attn, block.attn.backend) for block in blocks] if backend is not None else []

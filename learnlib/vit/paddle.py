@@ -3,8 +3,9 @@
 PatchEmbedding (Conv2D + class token + position embedding) -> Encoder (pre-LayerNorm
 layers of multi-head self-attention and an MLP, then a final LayerNorm) -> Classify
 (fc1 -> ReLU -> fc2 on the class token). ViT-B/16 with a head of width 768 has 87,158,248
-parameters. `learnlib.vit.from_paddle_state_dict` converts its weights to the PyTorch
-`create("paddle_vit_base")`.
+parameters. `learnlib.vit.port.from_paddle_state_dict` converts its weights to the PyTorch
+`create("paddle_vit_base")`. This module imports paddle: import it explicitly
+(`from learnlib.vit import paddle`); `import learnlib.vit` does not load it.
 
 Paddle's LayerNorm defaults to epsilon 1e-5; every LayerNorm here sets 1e-6, as the
 original ViT and timm do, so that both frameworks compute the same function.

@@ -1,40 +1,12 @@
-"""Tasks of the generative chapters: VQ-VAE reconstruction and VAR next-scale prediction."""
+"""The VAR task: teacher-forced next-scale cross-entropy over a frozen VQ-VAE's token pyramid."""
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from learnlib.metrics import psnr_per_image
-from learnlib.train.tasks import Task, register_task
-
-
-@register_task("vqvae")
-class VQVAEReconstruction(Task):
-    """Reconstruction (L1/L2) plus the quantizer loss; held-out MSE, PSNR and codebook perplexity."""
-
-    metric_names = ("mse", "psnr", "perplexity")
-
-    def __init__(self, recon_loss: str = "l2", quant_weight: float = 1.0):
-        self.recon_loss, self.quant_weight = recon_loss, quant_weight
-
-    def training_loss(self, model, batch):
-        from learnlib.vq.losses import vqvae_loss
-
-        images = batch[0]
-        out = model(images)
-        loss, parts = vqvae_loss(out.recon, images, out.quant_loss, self.recon_loss, self.quant_weight)
-        return loss, {"recon": parts["recon"], "quant": parts["quant"]}
-
-    def eval_sums(self, model, batch):
-        images = batch[0]
-        out = model(images)
-        mse = (out.recon.float() - images).pow(2).flatten(1).mean(1)  # (B,)
-        perplexity = float(out.usage.get("perplexity", float("nan"))) if isinstance(out.usage, dict) else math.nan
-        count = len(images)
-        return {"mse": (mse.sum(), count), "psnr": (psnr_per_image(out.recon, images).sum(), count),
-                "perplexity": (torch.tensor(perplexity * count), count)}
+from learnlib.tasks import Task, register_task
+from learnlib.var.loss import var_loss
+from learnlib.weights import load_model
 
 
 @register_task("var")
@@ -45,8 +17,6 @@ class NextScalePrediction(Task):
 
     def __init__(self, vqvae: str | None, vqvae_model: str | None = None, vqvae_overrides: dict | None = None,
                  label_smoothing: float = 0.0):
-        from learnlib.train.export import load_model
-
         if vqvae is None:
             raise ValueError("task.vqvae is not set: pass task.vqvae=/path/to/tokenizer (an exported learnlib "
                              "folder, a learnlib checkpoint, or a released state dict with task.vqvae_model)")
@@ -64,8 +34,6 @@ class NextScalePrediction(Task):
         return x_in, targets
 
     def training_loss(self, model, batch):
-        from learnlib.var.loss import var_loss
-
         images, labels = batch
         x_in, targets = self._tokens(images)
         logits = model(labels, x_in)  # (B, L, V)
@@ -74,8 +42,6 @@ class NextScalePrediction(Task):
         return loss, {"token_accuracy": accuracy.item()}
 
     def eval_sums(self, model, batch):
-        from learnlib.var.loss import var_loss
-
         images, labels = batch
         x_in, targets = self._tokens(images)
         logits = model(labels, x_in).float()  # (B, L, V)
