@@ -28,14 +28,13 @@ import pytest
 import torch
 from fake_cuda import DeviceMismatchError, FakeCuda
 
+from learnlib.configs.compose import compose, list_experiments
 from learnlib.data.registry import build_datasets
 from learnlib.models import build_model, create
+from learnlib.nn.optim import build_optimizer
 from learnlib.sparse import SparseTensor
-from learnlib.train import export
-from learnlib.train.config import compose, list_experiments
-from learnlib.train.loader import ResumableLoader, train_batch_sampler
-from learnlib.train.optim import build_optimizer
-from learnlib.train.tasks import build_task, move_to
+from learnlib.tasks import build_task
+from learnlib.train.loader import ResumableLoader, move_to, train_batch_sampler
 
 CUDA = torch.device("cuda", 0)
 SMALL = {"mlp_digits": ["trainer.batch_size=8"], "vit_digits": ["trainer.batch_size=8"],
@@ -117,7 +116,9 @@ def test_small_experiment_step_on_fake_cuda(name):
 def test_full_size_dense_experiment_step_on_fake_cuda(name, monkeypatch):
     cfg = compose(name, [])
     size = FULL_DENSE[name]
-    monkeypatch.setattr(export, "load_model",  # VAR's tokenizer: the configured architecture, no file
+    import learnlib.var.task
+
+    monkeypatch.setattr(learnlib.var.task, "load_model",  # VAR's tokenizer: the configured architecture, no file
                         lambda path, model_name=None, overrides=None, **kw: create(model_name, **(overrides or {})))
     with torch.device("meta"):
         task_cfg = {**cfg.task, "vqvae": "architecture-only"} if cfg.task.name == "var" else cfg.task

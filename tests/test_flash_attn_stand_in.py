@@ -66,10 +66,8 @@ def test_vit_forward_with_flash_matches_reference(flash_attn_on_cpu):
 
 
 def test_dinov2_blocks_with_flash_match_reference(flash_attn_on_cpu):
-    try:
-        from learnlib.vit.dinov2 import DinoV2
-    except ImportError:
-        from learnlib.dinov2 import DinoV2
+    from learnlib.vit.dinov2 import DinoV2
+
     kwargs = {"img_size": 28, "patch_size": 14, "embed_dim": 64, "depth": 2, "num_heads": 4, "num_register_tokens": 2}
     flash = DinoV2(attn_backend="flash", **kwargs).eval()
     ref = DinoV2(attn_backend="reference", **kwargs).eval()
