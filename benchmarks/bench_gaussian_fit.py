@@ -23,9 +23,10 @@ import time
 import torch
 from machine import append_results, cpu_model
 
-from learnlib.data.meshes import load_sample_mesh, normalize_to_unit_cube
+from learnlib.data.mesh_render import mesh_targets
+from learnlib.data.meshes import load_sample_mesh, normalize_to_unit_cube, sample_surface
 from learnlib.splat import hammersley_cameras
-from learnlib.splat.fit import color_by_normals, fit_gaussians, initial_points, mesh_targets
+from learnlib.splat.fit import color_by_normals, fit_gaussians
 
 
 def main() -> None:
@@ -47,7 +48,7 @@ def main() -> None:
     targets_wall, targets_cpu = time.perf_counter() - t0, time.process_time() - c0
 
     every = math.gcd(*checkpoints)  # evaluate at every checkpoint
-    _, history = fit_gaussians(train, train_cams, initial_points(args.gaussians, bunny, seed=0),
+    _, history = fit_gaussians(train, train_cams, sample_surface(bunny, args.gaussians, seed=0)[0],
                                steps=checkpoints[-1], batch_views=4, eval_images=held_out, eval_cameras=test_cams,
                                eval_every=every, seed=0, progress=False)
     load = os.getloadavg()[0]

@@ -1,6 +1,6 @@
 """SLat preprocessing on CPU: the stages of mesh -> voxels -> views -> per-voxel features, and voxel counts.
 
-Measured: `learnlib.data.slat_features.preprocess_mesh` on pymeshlab's bunny (upright) at resolution R
+Measured: `learnlib.slat.data.features.preprocess_mesh` on pymeshlab's bunny (upright) at resolution R
 with V Hammersley views (radius 2, fov 40 degrees) at S x S px and the offline `patch_pool` backend
 (RGB, alpha, depth, normals; 4 px patches, 2 x 2 cells: 32 channels), with and without the depth-tested
 visibility; then each stage alone. Best wall seconds of interleaved runs after a warm-up. Peer in the same
@@ -29,10 +29,10 @@ from learnlib.data.meshes import (
     voxel_centres,
     voxelize,
 )
-from learnlib.data.slat_backends import PatchPoolBackend
-from learnlib.data.slat_dataset import DEFAULT_UP_AXES
-from learnlib.data.slat_features import preprocess_mesh, render_object_views, slat_cameras, view_stack
-from learnlib.data.slat_projection import project_voxel_features, visibility_from_depth
+from learnlib.slat.data.dataset import DEFAULT_UP_AXES
+from learnlib.slat.data.extractors import PatchPoolBackend
+from learnlib.slat.data.features import preprocess_mesh, render_object_views, slat_cameras, view_stack
+from learnlib.slat.data.projection import project_voxel_features, visibility_from_depth
 
 
 def main() -> None:

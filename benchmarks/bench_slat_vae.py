@@ -30,9 +30,9 @@ from machine import append_results, cpu_model
 from omegaconf import OmegaConf
 
 from learnlib.data.meshes import voxel_centres
-from learnlib.data.slat_dataset import MeshSource, SLatDataset, collate_slat
-from learnlib.data.slat_projection import project_voxel_features
 from learnlib.metrics import psnr_per_image, ssim_per_image
+from learnlib.slat.data.dataset import MeshSource, SLatDataset, collate_slat
+from learnlib.slat.data.projection import project_voxel_features
 from learnlib.slat.losses import composite_target, render_views
 from learnlib.splat import Gaussians
 from learnlib.splat.fit import fit_gaussians, render_images

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from learnlib import check
 from learnlib.data.meshes import voxel_centres
-from learnlib.data.slat_projection import project_voxel_features
+from learnlib.slat.data.projection import project_voxel_features
 
 
 def library_answer(coord, resolution, feature_maps, cameras):

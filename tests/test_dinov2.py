@@ -100,7 +100,7 @@ def test_layer_scale_block_is_block_at_gamma_one_and_identity_at_gamma_zero():
 
 @pytest.mark.gpu
 def test_full_size_dinov2_backend_gives_1024_channel_37x37_maps_on_cuda():
-    from learnlib.data.slat_backends import Dinov2Backend
+    from learnlib.slat.data.extractors import Dinov2Backend
 
     backend = Dinov2Backend(model=dinov2_vitl14_reg(), device="cuda", batch_size=2)
     maps = backend(torch.rand(3, 4, 64, 64))  # resized to 518 px inside the backend

@@ -200,7 +200,7 @@ def test_sparse_attention_on_zero_voxels_returns_empty_tensor(backend):
     out = attn(x)
     assert out.feats.shape == (0, 8) and out.batch_size == 1
     out.feats.sum().backward()  # every parameter gets a (zero) gradient, as DDP expects
-    assert torch.equal(attn.qkv.weight.grad, torch.zeros_like(attn.qkv.weight))
+    assert torch.equal(attn.to_qkv.weight.grad, torch.zeros_like(attn.to_qkv.weight))
     qkv = x.replace(torch.zeros(0, 3, 2, 4))
     assert sparse_windowed_self_attention(qkv, 4, backend=backend).feats.shape == (0, 2, 4)
     assert sparse_serialized_self_attention(qkv, 16, backend=backend).feats.shape == (0, 2, 4)

@@ -249,7 +249,7 @@ class RaggedTokens(Dataset):
 
 
 @register_dataset("ragged_tokens_test")
-def build_ragged(cfg):
+def build_ragged():
     return RaggedTokens(300, seed=0), RaggedTokens(60, seed=1)
 
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from learnlib.data import slat_cache
-from learnlib.data.slat_cache import SLatCache, settings_key
-from learnlib.data.slat_features import SLatObject, slat_cameras
+from learnlib.slat.data import cache as slat_cache
+from learnlib.slat.data.cache import SLatCache, settings_key
+from learnlib.slat.data.features import SLatObject, slat_cameras
 
 
 def make_object(name="thing", seed=0):

@@ -1,17 +1,17 @@
-"""SLatDataset over both sources, collate_slat into one SparseTensor, build(cfg), and bad input."""
+"""SLatDataset over both sources, collate_slat into one SparseTensor, build(**cfg), and bad input."""
 
 import pytest
 import torch
 
-from learnlib.data import slat_dataset
-from learnlib.data.slat_dataset import (
+from learnlib.slat.data import dataset as slat_dataset
+from learnlib.slat.data.dataset import (
     MeshSource,
     SLatDataset,
     build,
     collate_slat,
     load_mesh,
 )
-from learnlib.data.trellis_dataset import TrellisSource, write_random_dataset
+from learnlib.slat.data.trellis import TrellisSource, write_random_dataset
 from learnlib.sparse import SparseTensor
 
 pytest.importorskip("trimesh")
@@ -32,7 +32,8 @@ def test_items_and_collate_over_a_trellis_folder(tmp_path):
         rows = sparse.layout[b]
         assert (sparse.coords[rows, 0] == b).all()
         assert torch.equal(sparse.coords[rows, 1:].long(), dataset[b]["coords"])
-    assert batch["images"].shape == (3, 1, 3, 16, 16) and batch["viewmats"].shape == (3, 1, 4, 4)
+    assert batch["images"].shape == (3, 1, 3, 16, 16) and set(batch) == {"feats", "images", "alphas", "cameras", "names"}
+    assert [len(c) for c in batch["cameras"]] == [1, 1, 1]
     all_views = SLatDataset(TrellisSource(tmp_path, image_size=16), views_per_item=None)[0]
     assert all_views["images"].shape == (4, 3, 16, 16)
 
@@ -60,14 +61,14 @@ def test_build_from_omegaconf_config(tmp_path):
     cfg = OmegaConf.create({"source": "meshes", "meshes": ["cube", "cow"], "val_fraction": 0.5,
                             "cache_dir": str(tmp_path), "resolution": 8, "num_views": 2, "image_size": 16,
                             "up_axes": {"cow": "y"}, "views_per_item": None})
-    train, val = build(cfg)
+    train, val = build(**cfg)
     assert len(train) == 1 and len(val) == 1 and train[0]["images"].shape == (2, 3, 16, 16)
 
 
 def test_build_from_sample_meshes_uses_the_cache(tmp_path, monkeypatch):
     cfg = {"source": "meshes", "meshes": ["bunny", "cube", "cow"], "val_meshes": ["cow"], "cache_dir": str(tmp_path),
            "resolution": 8, "num_views": 2, "image_size": 16}
-    train, val = build(cfg)
+    train, val = build(**cfg)
     assert train.names == ["bunny", "cube"] and val.names == ["cow"]
     item = train[1]
     assert item["feats"].shape[1] == 32 and item["coords"].max() < 8 and item["images"].shape == (1, 3, 16, 16)
@@ -79,18 +80,18 @@ def test_build_from_sample_meshes_uses_the_cache(tmp_path, monkeypatch):
         raise AssertionError("the cache should have served this object")
 
     monkeypatch.setattr(slat_dataset, "preprocess_mesh", no_recompute)
-    again, _ = build(cfg)
+    again, _ = build(**cfg)
     assert again.sizes == train.sizes
 
 
 def test_build_from_a_trellis_root_splits_the_objects(tmp_path):
     write_random_dataset(tmp_path, count=4)
-    train, val = build({"source": "trellis", "root": str(tmp_path), "image_size": 16, "val_fraction": 0.25})
+    train, val = build(source="trellis", root=str(tmp_path), image_size=16, val_fraction=0.25)
     assert len(train) == 3 and len(val) == 1 and not set(train.names) & set(val.names)
     with pytest.raises(ValueError, match="data.root"):
-        build({"source": "trellis"})
+        build(source="trellis")
     with pytest.raises(ValueError, match="data.source"):
-        build({"source": "shapenet"})
+        build(source="shapenet")
 
 
 def test_bad_mesh_file_and_mismatched_views_are_clear_errors(tmp_path):

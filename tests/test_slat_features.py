@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from learnlib.data.meshes import load_sample_mesh, normalize_to_unit_cube, voxel_centres
-from learnlib.data.slat_backends import Dinov2Backend, PatchPoolBackend, make_backend
-from learnlib.data.slat_features import (
+from learnlib.dinov2 import DinoV2
+from learnlib.slat.data.extractors import Dinov2Backend, PatchPoolBackend, make_backend
+from learnlib.slat.data.features import (
     RenderedViews,
     downsample_features,
     load_trellis_features,
@@ -17,7 +18,7 @@ from learnlib.data.slat_features import (
     save_trellis_features,
     slat_cameras,
 )
-from learnlib.data.slat_projection import project_to_grid, project_voxel_features, visibility_from_depth
+from learnlib.slat.data.projection import project_to_grid, project_voxel_features, visibility_from_depth
 from learnlib.splat.cameras import orbit_cameras, project_points
 from learnlib.vit.dinov2 import DinoV2
 

@@ -6,10 +6,10 @@ import sys
 import pytest
 import torch
 
-from learnlib.data.slat_dataset import MeshSource, SLatDataset
-from learnlib.data.trellis_dataset import write_random_dataset
 from learnlib.metrics import psnr_per_image, ssim_per_image
 from learnlib.models import create
+from learnlib.slat.data.dataset import MeshSource, SLatDataset
+from learnlib.slat.data.trellis import write_random_dataset
 from learnlib.slat.losses import composite_target, render_views
 from learnlib.slat.task import SLatVAEReconstruction
 from learnlib.tasks import build_task

@@ -125,9 +125,9 @@ def test_multihead_module_matches_functional():
     x = random_qkv(n=60)
     x = x.replace(torch.randn(x.feats.shape[0], 16))
     attn = SparseMultiHeadAttention(16, num_heads=4, window_size=4, shift_window=2, backend="reference")
-    qkv = attn.qkv(x.feats).view(-1, 3, 4, 4)  # (N, 3, H, D)
+    qkv = attn.to_qkv(x.feats).view(-1, 3, 4, 4)  # (N, 3, H, D)
     ref = sparse_windowed_self_attention(x.replace(qkv), 4, 2, backend="reference").feats
-    expected = attn.proj(ref.reshape(-1, 16))  # (N, C)
+    expected = attn.to_out(ref.reshape(-1, 16))  # (N, C)
     out = attn(x)
     torch.testing.assert_close(out.feats, expected)
     attn.backend = "sdpa"

@@ -9,11 +9,11 @@ import torch
 pytest.importorskip("trimesh")
 pytest.importorskip("pymeshlab")
 
-from learnlib.data.mesh_render import render_views
-from learnlib.data.meshes import load_sample_mesh, normalize_to_unit_cube
+from learnlib.data.mesh_render import mesh_targets, render_views
+from learnlib.data.meshes import load_sample_mesh, normalize_to_unit_cube, sample_surface
 from learnlib.metrics import psnr
 from learnlib.splat import Gaussians, hammersley_cameras
-from learnlib.splat.fit import color_by_normals, fit_gaussians, initial_points, mesh_targets
+from learnlib.splat.fit import color_by_normals, fit_gaussians, initial_points
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -46,7 +46,9 @@ def test_psnr_and_initial_points(bunny):
     assert psnr(torch.full_like(target, -1.0), target) > 100  # predictions are clamped to [0, 1]
     cube = initial_points(500, seed=3, extent=0.8)
     assert cube.shape == (500, 3) and cube.abs().max() <= 0.4 and cube.abs().max() > 0.35
-    surface = initial_points(300, bunny, seed=1)
+    with pytest.raises(TypeError):
+        initial_points(300, bunny)  # surface points come from learnlib.data.meshes.sample_surface
+    surface = sample_surface(bunny, 300, seed=1)[0]
     closest = torch.cdist(surface, torch.as_tensor(bunny.vertices, dtype=torch.float32)).min(dim=1).values
     assert closest.max() < 0.02  # on the surface (vertices are about 0.005 apart)
 
@@ -65,7 +67,7 @@ def test_tiny_fit_improves_psnr_by_a_clear_margin(bunny):
     train_cams = hammersley_cameras(8, width=16)
     eval_cams = hammersley_cameras(4, width=16, offset=(0.5, 0.37))
     train, held_out = mesh_targets(bunny, train_cams, supersample=2), mesh_targets(bunny, eval_cams, supersample=2)
-    gaussians, history = fit_gaussians(train, train_cams, initial_points(400, bunny, seed=0), steps=60,
+    gaussians, history = fit_gaussians(train, train_cams, sample_surface(bunny, 400, seed=0)[0], steps=60,
                                        eval_images=held_out, eval_cameras=eval_cams, eval_every=30, seed=0,
                                        progress=False)
     assert isinstance(gaussians, Gaussians) and len(gaussians) == 400

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from learnlib.data.slat_features import save_trellis_features, slat_cameras
-from learnlib.data.trellis_dataset import (
+from learnlib.slat.data.features import save_trellis_features, slat_cameras
+from learnlib.slat.data.trellis import (
     TrellisSource,
     blender_to_viewmat,
     read_metadata,

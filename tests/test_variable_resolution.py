@@ -6,8 +6,9 @@ import torch
 from crashing import crash_at_call
 from PIL import Image
 
+from learnlib.data import build_datasets
 from learnlib.data.collate import stack_collate
-from learnlib.data.image_folder import ImageFolder, build_image_folder
+from learnlib.data.image_folder import ImageFolder
 from learnlib.data.transforms import bucket_eval_transform, bucket_train_transform
 from learnlib.data.variable_resolution import ResolutionBuckets, VariableResolutionImages, bucket_shape
 from learnlib.tasks import Classification
@@ -141,11 +142,11 @@ def test_builder_makes_the_variable_resolution_training_set(root):
     cfg = compose("vit_b16_imagenet", [f"data.root={root}", "data.resolution=variable", "data.image_size=32",
                                        "model.patch_size=8", f"data.aspect_ratios={list(ASPECTS)}",
                                        f"data.scales={list(SCALES)}"]).data
-    train, val = build_image_folder(cfg)
+    train, val = build_datasets(cfg)
     assert isinstance(train, VariableResolutionImages) and train.shapes == buckets().shapes
     assert val[0][0].shape == (3, 32, 32)  # held-out images stay image_size square
     with pytest.raises(ValueError, match="data.resolution must be 'fixed' or 'variable'"):
-        build_image_folder(compose("vit_b16_imagenet", [f"data.root={root}", "data.resolution=any"]).data)
+        build_datasets(compose("vit_b16_imagenet", [f"data.root={root}", "data.resolution=any"]).data)
 
 
 # --- end to end: a tiny ViT with interpolated position embeddings, budgeted one-bucket batches ---

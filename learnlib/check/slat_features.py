@@ -1,6 +1,6 @@
 """Graders of the structured-latent data chapter (TRELLIS SLat: multiview features on voxels).
 
-The grader runs the learner's function and the library (learnlib.data.slat_projection) on fresh
+The grader runs the learner's function and the library (learnlib.slat.data.projection) on fresh
 seeded random cameras, feature maps and voxels and compares the results. When a wrong answer
 matches a typical mistake exactly (pixel coordinates given to grid_sample, align_corners=True, the
 voxel corner instead of its centre, x and y swapped, a sum instead of the mean...), the message names it.
@@ -16,8 +16,8 @@ from torch import Tensor
 
 from learnlib.check.core import Mismatch, assert_close, expect_tensor_like, run_check, seeded
 from learnlib.check.hints import register_hints
-from learnlib.data.slat_projection import project_voxel_features as reference_projection
-from learnlib.splat.cameras import Cameras, orbit_cameras
+from learnlib.slat.data.projection import project_voxel_features as reference_projection
+from learnlib.splat.cameras import Cameras, camera_to_pixels, orbit_cameras, world_to_camera_points
 
 __all__ = ["project_voxel_features"]
 
@@ -42,8 +42,8 @@ def _variant(maps: Tensor, coord: Tensor, resolution: int, cameras: Cameras, *, 
              reduce: str = "mean") -> Tensor:
     """One voxel's feature computed with the given (possibly wrong) choices."""
     point = _centre(coord, resolution, offset).float()
-    cam = cameras.viewmats[:, :3, :3] @ point + cameras.viewmats[:, :3, 3]  # (V, 3)
-    uv = cam[:, :2] / cam[:, 2:] * torch.stack([cameras.Ks[:, 0, 0], cameras.Ks[:, 1, 1]], -1) + cameras.Ks[:, :2, 2]
+    cam = world_to_camera_points(point[None], cameras.viewmats)  # (V, 1, 3)
+    uv = camera_to_pixels(cam, cameras.Ks)[:, 0]  # (V, 2)
     size = uv.new_tensor([cameras.width, cameras.height])
     grid = {"normalized": 2.0 * uv / size - 1.0, "pixel": uv, "unit": uv / size,
             "swapped": (2.0 * uv / size - 1.0).flip(-1)}[grid_kind]  # (V, 2)

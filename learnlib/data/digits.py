@@ -91,8 +91,8 @@ def random_shift_batch(images: torch.Tensor, max_shift: int, fill: float) -> tor
 
 
 @register_dataset("digits")
-def build_digits(cfg) -> tuple[DigitsDataset, DigitsDataset]:
-    """Train (with `max_shift` augmentation) and held-out digits for a `data` config."""
-    kwargs = dict(val_fraction=cfg.get("val_fraction", 0.2), seed=cfg.get("split_seed", 0),
-                  size=cfg.get("size", 8), value_range=tuple(cfg.get("value_range", (-1.0, 1.0))))
-    return DigitsDataset("train", max_shift=cfg.get("max_shift", 0), **kwargs), DigitsDataset("val", **kwargs)
+def build_digits(size: int = 8, max_shift: int = 0, value_range: tuple[float, float] = (-1.0, 1.0),
+                 val_fraction: float = 0.2, split_seed: int = 0) -> tuple[DigitsDataset, DigitsDataset]:
+    """Train (with `max_shift` augmentation) and held-out digits; the keywords are the `data` config's keys."""
+    kwargs = {"val_fraction": val_fraction, "seed": split_seed, "size": size, "value_range": tuple(value_range)}
+    return DigitsDataset("train", max_shift=max_shift, **kwargs), DigitsDataset("val", **kwargs)

@@ -9,8 +9,6 @@ from pathlib import Path
 from PIL import Image
 from torch.utils.data import Dataset
 
-from learnlib.data.registry import register_dataset
-
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
@@ -95,55 +93,3 @@ class ImageFolder(Dataset):
 
     def __repr__(self) -> str:
         return f"ImageFolder(root={str(self.root)!r}, images={len(self)}, classes={len(self.classes)})"
-
-
-@register_dataset("image_folder")
-def build_image_folder(cfg) -> tuple[Dataset, ImageFolder]:
-    """Train and val ImageFolders under `cfg.root` (train/ and val/ class subfolders) with their transforms.
-
-    `resolution: variable` makes the training set a VariableResolutionImages: each image about
-    its own aspect ratio, at a bucket shape of at most `max_pixels` (default image_size^2)
-    with sides multiples of `patch_size`, for `aspect_ratios` (width / height) and `scales`;
-    it needs budgeted batches (trainer.batching=budget). The val set stays image_size square.
-    """
-    if cfg.get("root") is None:
-        raise ValueError("data.root is not set: pass data.root=/path/to/dataset "
-                         "(a folder with train/ and val/ class subfolders)")
-    root = Path(str(cfg.root)).expanduser()
-    if not root.exists():
-        raise FileNotFoundError(f"data.root {root} does not exist")
-    from learnlib.data.transforms import (
-        IMAGENET_MEAN,
-        IMAGENET_STD,
-        bucket_train_transform,
-        eval_transform,
-        train_transform,
-    )
-
-    resolution = cfg.get("resolution", "fixed")
-    if resolution not in ("fixed", "variable"):
-        raise ValueError(f"data.resolution must be 'fixed' or 'variable', got {resolution!r}")
-    size = cfg.get("image_size", 224)
-    mean, std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
-    scale, hflip = tuple(cfg.get("crop_scale", (0.08, 1.0))), cfg.get("hflip", 0.5)
-    eval_tf = eval_transform(size, crop_pct=cfg.get("crop_pct", 0.875), mean=mean, std=std)
-    skip = cfg.get("skip_unreadable", False)
-    train_root = root / cfg.get("train_split", "train")
-    if resolution == "variable":
-        from learnlib.data.variable_resolution import (
-            DEFAULT_ASPECT_RATIOS,
-            ResolutionBuckets,
-            VariableResolutionImages,
-        )
-
-        buckets = ResolutionBuckets(cfg.get("max_pixels") or size * size, cfg.get("patch_size") or 16,
-                                    tuple(cfg.get("aspect_ratios") or DEFAULT_ASPECT_RATIOS),
-                                    tuple(cfg.get("scales") or (1.0,)))
-        train = VariableResolutionImages(
-            ImageFolder(train_root, skip_unreadable=skip), buckets,
-            lambda shape: bucket_train_transform(shape, scale=scale, hflip=hflip, mean=mean, std=std))
-    else:
-        train_tf = train_transform(size, scale=scale, hflip=hflip, mean=mean, std=std)
-        train = ImageFolder(train_root, transform=train_tf, skip_unreadable=skip)
-    val = ImageFolder(root / cfg.get("val_split", "val"), transform=eval_tf, skip_unreadable=skip)
-    return train, val

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from einops import rearrange
 from torch import Tensor
+
+from learnlib.splat.cameras import camera_to_pixels, world_to_camera_points
 
 DEFAULT_LIGHT = (-0.3, -0.5, -1.0)  # in the camera frame: from the upper left, towards the viewer
 LIGHT_FRAMES = ("camera", "world")
@@ -50,9 +53,10 @@ def render_mesh(vertices, faces, viewmat, K, width: int, height: int, vertex_col
     if colors is not None and colors.shape != v.shape:
         raise ValueError(f"vertex_colors must be (V, 3) = {list(v.shape)}, got {list(colors.shape)}")
 
-    cam = v @ view[:3, :3].T + view[:3, 3]  # (V, 3)
+    cam = world_to_camera_points(torch.from_numpy(v), torch.from_numpy(view)[None])[0].numpy()  # (V, 3)
     z = cam[:, 2]
-    uv = cam[:, :2] / np.where(z > near_plane, z, 1.0)[:, None] * K[[0, 1], [0, 1]] + K[:2, 2]  # (V, 2)
+    safe = np.concatenate([cam[:, :2], np.where(z > near_plane, z, 1.0)[:, None]], axis=1)  # (V, 3) no z near 0
+    uv = camera_to_pixels(torch.from_numpy(safe)[None], torch.from_numpy(K)[None])[0].numpy()  # (V, 2)
     tri_uv, tri_z = uv[f], z[f]  # (F, 3, 2), (F, 3)
     x0 = np.clip(np.ceil(tri_uv[..., 0].min(1) - 0.5), 0, width).astype(np.int64)
     x1 = np.clip(np.floor(tri_uv[..., 0].max(1) - 0.5) + 1, 0, width).astype(np.int64)
@@ -147,3 +151,17 @@ def render_views(mesh, cameras, size: int | None = None, use_vertex_colors: bool
         images.append(rgb)
         alphas.append(alpha)
     return torch.stack(images), torch.stack(alphas)  # (C, H, W, 3), (C, H, W, 1)
+
+
+def mesh_targets(mesh, cameras, supersample: int = 4, background=(1.0, 1.0, 1.0),
+                 shading: bool = False) -> Tensor:
+    """Anti-aliased renders (C, H, W, 3) of a trimesh mesh (its vertex colours, unshaded by default):
+    `render_views` at `supersample` times the resolution, box-filtered down. The training images
+    of a Gaussian fit (`learnlib.splat.fit.fit_gaussians`), e.g. of a mesh coloured by
+    `learnlib.splat.fit.color_by_normals`."""
+    if supersample < 1:
+        raise ValueError(f"supersample must be >= 1, got {supersample}")
+    big = cameras.resized(cameras.width * supersample, cameras.height * supersample)
+    images, _ = render_views(mesh, big, background=background, shading=shading)  # (C, sH, sW, 3)
+    images = rearrange(images, "c (h i) (w j) d -> c h w d (i j)", i=supersample, j=supersample)  # (C, H, W, 3, s*s)
+    return images.mean(dim=-1)  # (C, H, W, 3)

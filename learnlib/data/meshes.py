@@ -74,9 +74,18 @@ def load_sample_mesh(name: str = "bunny", up_axis: str = "z"):
     it becomes +z, the up of `learnlib.splat` cameras. pymeshlab's bunny is y-up:
     `load_sample_mesh("bunny", up_axis="y")` stands it upright.
     """
+    _check_up_axis(up_axis)
+    return to_z_up(_load(str(sample_mesh_path(name))).copy(), up_axis)
+
+
+def _check_up_axis(up_axis: str) -> None:
     if up_axis not in _TO_Z_UP:
         raise ValueError(f"up_axis must be one of {sorted(_TO_Z_UP)}, got {up_axis!r}")
-    mesh = _load(str(sample_mesh_path(name))).copy()
+
+
+def to_z_up(mesh, up_axis: str = "z"):
+    """`mesh` rotated in place so that its `up_axis` ("x", "y" or "z") becomes +z; returns it."""
+    _check_up_axis(up_axis)
     if up_axis != "z":
         transform = np.eye(4)
         transform[:3, :3] = _TO_Z_UP[up_axis]
@@ -84,12 +93,41 @@ def load_sample_mesh(name: str = "bunny", up_axis: str = "z"):
     return mesh
 
 
+def load_mesh(name_or_path: str, up_axis: str = "z"):
+    """A trimesh mesh from a sample-mesh name or a mesh file, rotated z-up (a fresh copy each call).
+
+    FileNotFoundError when `name_or_path` is neither; ValueError naming the file when it fails to load.
+    """
+    if name_or_path in list_sample_meshes():
+        return load_sample_mesh(name_or_path, up_axis=up_axis)
+    path = Path(name_or_path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{name_or_path!r} is neither a sample mesh ({', '.join(list_sample_meshes())}) "
+                                "nor an existing mesh file")
+    _check_up_axis(up_axis)
+    import trimesh
+
+    try:
+        mesh = trimesh.load(str(path), force="mesh")
+    except Exception as err:  # trimesh raises many types for unreadable files
+        raise ValueError(f"could not load mesh {path}: {type(err).__name__}: {err}") from err
+    if not _has_triangles(mesh):
+        raise ValueError(f"could not load mesh {path}: it holds no triangles")
+    return to_z_up(mesh, up_axis)
+
+
+def _has_triangles(mesh) -> bool:
+    import trimesh
+
+    return isinstance(mesh, trimesh.Trimesh) and len(mesh.faces) > 0
+
+
 @functools.lru_cache(maxsize=8)
 def _load(path: str):
     import trimesh
 
     mesh = trimesh.load(path, force="mesh")
-    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+    if not _has_triangles(mesh):
         raise ValueError(f"{path} holds no triangles")
     return mesh
 

@@ -7,7 +7,6 @@ Importing this package registers `slat_enc_swin8_b_64l8`, `slat_dec_gs_swin8_b_6
 from learnlib.slat.blocks import (
     SparseFeedForward,
     SparseSwinBlock,
-    SparseWindowSelfAttention,
     layer_norm_fp32,
     swin_block_shifts,
 )
@@ -55,7 +54,6 @@ __all__ = [
     "SparseFeedForward",
     "SparseSwinBlock",
     "SparseSwinTransformer",
-    "SparseWindowSelfAttention",
     "VGG16Features",
     "channel_ranges",
     "check_voxels",

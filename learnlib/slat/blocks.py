@@ -1,7 +1,8 @@
 """Sparse Swin transformer block: pre-LayerNorm, shifted-window self-attention, tanh-GELU MLP.
 
-Module and parameter names follow TRELLIS's SparseTransformerBlock (`norm1`, `attn.to_qkv`,
-`attn.to_out`, `norm2`, `mlp.mlp.0`, `mlp.mlp.2`), so its released state dicts load strictly.
+The attention is chapter 06's `learnlib.sparse.SparseMultiHeadAttention`. Module and parameter names
+follow TRELLIS's SparseTransformerBlock (`norm1`, `attn.to_qkv`, `attn.to_out`, `norm2`, `mlp.mlp.0`,
+`mlp.mlp.2`), so its released state dicts load strictly.
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from learnlib.sparse import SparseTensor, sparse_windowed_self_attention, swin_shift
+from learnlib.sparse import SparseMultiHeadAttention, SparseTensor, swin_shift
 
 LN_EPS = 1e-6
 
@@ -27,29 +27,6 @@ def layer_norm_fp32(x: Tensor, eps: float = LN_EPS) -> Tensor:
 def swin_block_shifts(num_blocks: int, window_size: int) -> list[tuple[int, int, int]]:
     """Window shift of every block of a Swin stack: (0, 0, 0) on even blocks, window_size // 2 on odd ones."""
     return [swin_shift(window_size, i) for i in range(num_blocks)]
-
-
-class SparseWindowSelfAttention(nn.Module):
-    """Multi-head self-attention of a SparseTensor (N, channels) inside (shifted) 3D windows."""
-
-    def __init__(self, channels: int, num_heads: int, window_size: int, shift_window: Sequence[int] = (0, 0, 0),
-                 qkv_bias: bool = True, backend: str = "auto") -> None:
-        super().__init__()
-        if channels % num_heads:
-            raise ValueError(f"channels ({channels}) must be divisible by num_heads ({num_heads})")
-        self.channels = channels
-        self.num_heads = num_heads
-        self.window_size = window_size
-        self.shift_window = tuple(shift_window)
-        self.backend = backend
-        self.to_qkv = nn.Linear(channels, 3 * channels, bias=qkv_bias)
-        self.to_out = nn.Linear(channels, channels)
-
-    def forward(self, x: SparseTensor) -> SparseTensor:
-        qkv = rearrange(self.to_qkv(x.feats), "n (t h d) -> n t h d", t=3, h=self.num_heads)  # (N, 3, H, D)
-        out = sparse_windowed_self_attention(x.replace(qkv), self.window_size, self.shift_window, self.backend)
-        out = rearrange(out.feats, "n h d -> n (h d)")  # (N, C)
-        return x.replace(self.to_out(out))
 
 
 class SparseFeedForward(nn.Module):
@@ -74,7 +51,7 @@ class SparseSwinBlock(nn.Module):
                  mlp_ratio: float = 4.0, use_checkpoint: bool = False, backend: str = "auto") -> None:
         super().__init__()
         self.use_checkpoint = use_checkpoint
-        self.attn = SparseWindowSelfAttention(channels, num_heads, window_size, shift_window, backend=backend)
+        self.attn = SparseMultiHeadAttention(channels, num_heads, window_size, shift_window, backend=backend)
         self.mlp = SparseFeedForward(channels, mlp_ratio)
 
     def _forward(self, x: SparseTensor) -> SparseTensor:

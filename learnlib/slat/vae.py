@@ -91,9 +91,9 @@ def _vae(base: dict, in_channels: int, encoder: dict | None, decoder: dict | Non
 
 
 @register("slat_enc_swin8_b_64l8")
-def slat_enc_swin8_b_64l8(**overrides) -> SLatEncoder:
+def slat_enc_swin8_b_64l8(in_channels: int = FULL_IN_CHANNELS, **overrides) -> SLatEncoder:
     """TRELLIS's SLat encoder (85.8M parameters): 1024-channel voxel features -> 8-channel latent."""
-    return _encoder(FULL, FULL_IN_CHANNELS, **overrides)
+    return _encoder(FULL, in_channels, **overrides)
 
 
 @register("slat_dec_gs_swin8_b_64l8")

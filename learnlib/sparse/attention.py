@@ -13,16 +13,10 @@ the same thing:
 - "flash": `flash_attn_varlen_qkvpacked_func` on the sorted voxels (CUDA only,
   fp16/bf16; fp32 inputs are computed in bf16 and cast back).
 
-"auto" picks flash on CUDA when it is installed and sdpa otherwise. On CPU the bucketed sdpa
-was the fastest (or tied) in every run of benchmarks/bench_sparse.py
-(20,464 surface voxels, 8 heads x 64, fp32, 2 threads, AMD EPYC, torch 2.13; see
-benchmarks/RESULTS.md): with window 8 (448 windows, mean 46, max 103 voxels) it is 1.5x to 1.8x
-faster than the loop, 2x faster than sdpa padded to the longest window and 3x faster than
-compiled FlexAttention with a block-diagonal BlockMask; with window 4 (1,480 windows of
-mean 14) it is 3x to 4x faster than the loop. Window-8 attention is bound by arithmetic and
-memory traffic, not by Python: the loop already runs at about a third of the speed of
-batched small matrix products on this CPU. A dense block-diagonal (N, N) mask is not
-offered: at 20k voxels it has 400M entries.
+"auto" picks flash on CUDA when it is installed and sdpa otherwise. How the backends compare
+(the loop, bucketed and padded sdpa, FlexAttention, window sizes 4 and 8) is measured by
+benchmarks/bench_sparse.py and recorded, with machine and date, in benchmarks/RESULTS.md. A dense
+block-diagonal (N, N) mask is not offered: at 20k voxels it has 400M entries.
 """
 
 from __future__ import annotations
@@ -200,7 +194,12 @@ def sparse_serialized_self_attention(
 
 
 class SparseMultiHeadAttention(nn.Module):
-    """Multi-head self-attention over a SparseTensor (N, channels) within shifted windows."""
+    """Multi-head self-attention over a SparseTensor (N, channels) within shifted windows.
+
+    The one sparse attention layer of the course: chapter 06 builds it, and the SLat Swin blocks
+    (`learnlib.slat.blocks.SparseSwinBlock`) use it as their `attn`. Its parameter names are
+    TRELLIS's (`to_qkv`, `to_out`), so released TRELLIS state dicts load into those blocks strictly.
+    """
 
     def __init__(
         self,
@@ -209,6 +208,7 @@ class SparseMultiHeadAttention(nn.Module):
         window_size: int | Sequence[int],
         shift_window: int | Sequence[int] = 0,
         backend: str = "auto",
+        qkv_bias: bool = True,
     ) -> None:
         super().__init__()
         if channels % num_heads:
@@ -216,15 +216,15 @@ class SparseMultiHeadAttention(nn.Module):
         self.channels = channels
         self.num_heads = num_heads
         self.window_size = window_size
-        self.shift_window = shift_window
+        self.shift_window = shift_window if isinstance(shift_window, int) else tuple(shift_window)
         self.backend = canonical_backend(backend)
-        self.qkv = nn.Linear(channels, 3 * channels)
-        self.proj = nn.Linear(channels, channels)
+        self.to_qkv = nn.Linear(channels, 3 * channels, bias=qkv_bias)
+        self.to_out = nn.Linear(channels, channels)
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         if x.feats.dim() != 2 or x.feats.shape[1] != self.channels:
             raise ValueError(f"expected feats (N, {self.channels}), got {tuple(x.feats.shape)}")
-        qkv = rearrange(self.qkv(x.feats), "n (t h d) -> n t h d", t=3, h=self.num_heads)  # (N, 3, H, D)
+        qkv = rearrange(self.to_qkv(x.feats), "n (t h d) -> n t h d", t=3, h=self.num_heads)  # (N, 3, H, D)
         out = sparse_windowed_self_attention(x.replace(qkv), self.window_size, self.shift_window, self.backend)
         out = rearrange(out.feats, "n h d -> n (h d)")  # (N, C)
-        return x.replace(self.proj(out))
+        return x.replace(self.to_out(out))

@@ -105,16 +105,40 @@ def pixel_to_normalized_intrinsics(K: Tensor, width: int, height: int) -> Tensor
     return K * scale
 
 
+def world_to_camera_points(points: Tensor, viewmats: Tensor) -> Tensor:
+    """Camera-frame positions (C, N, 3) of world points (N, 3) seen by C view matrices (C, 4, 4): R p + t.
+
+    The one world -> camera transform of the package: the rasterizer, the mesh renderer and the
+    voxel-feature projection all call it.
+    """
+    if points.dim() != 2 or points.shape[1] != 3:
+        raise ValueError(f"points must be (N, 3) world positions, got {tuple(points.shape)}")
+    if viewmats.dim() != 3 or viewmats.shape[1:] != (4, 4):
+        raise ValueError(f"viewmats must be (C, 4, 4), got {tuple(viewmats.shape)}")
+    return torch.einsum("cij,nj->cni", viewmats[:, :3, :3], points) + viewmats[:, None, :3, 3]  # (C, N, 3)
+
+
+def camera_to_pixels(points_c: Tensor, Ks: Tensor) -> Tensor:
+    """Pixel positions (C, N, 2) of camera-frame points (C, N, 3) through pixel intrinsics Ks (C, 3, 3)."""
+    _check_K(Ks)
+    if points_c.dim() != 3 or points_c.shape[-1] != 3 or Ks.shape[0] != points_c.shape[0]:
+        raise ValueError(f"expected points_c (C, N, 3) and Ks (C, 3, 3) with the same C, got "
+                         f"{tuple(points_c.shape)} and {tuple(Ks.shape)}")
+    uv = points_c[..., :2] / points_c[..., 2:3]  # (C, N, 2)
+    focal = torch.stack([Ks[:, 0, 0], Ks[:, 1, 1]], dim=-1).unsqueeze(1)  # (C, 1, 2)
+    centre = Ks[:, :2, 2].unsqueeze(1)  # (C, 1, 2)
+    return uv * focal + centre
+
+
 def project_points(points: Tensor, viewmat: Tensor, K: Tensor) -> tuple[Tensor, Tensor]:
     """Pixel positions [..., 2] and depths [...] of world points [..., 3] seen by one camera."""
     if points.shape[-1] != 3 or viewmat.shape != (4, 4):
         raise ValueError(f"expected points [..., 3] and viewmat (4, 4), got {tuple(points.shape)}, "
                          f"{tuple(viewmat.shape)}")
     _check_K(K)
-    cam = points @ viewmat[:3, :3].T + viewmat[:3, 3]  # (..., 3)
-    z = cam[..., 2]
-    uv = (cam[..., :2] / z.unsqueeze(-1)) * torch.stack([K[0, 0], K[1, 1]]) + K[:2, 2]  # (..., 2)
-    return uv, z
+    cam = world_to_camera_points(points.reshape(-1, 3), viewmat[None])  # (1, N, 3)
+    uv = camera_to_pixels(cam, K[None])  # (1, N, 2)
+    return uv[0].reshape(points.shape[:-1] + (2,)), cam[0, :, 2].reshape(points.shape[:-1])  # (..., 2), (...)
 
 
 def sphere_eye(yaw, pitch, radius: float = 2.0, target=(0.0, 0.0, 0.0)) -> Tensor:

@@ -1,12 +1,13 @@
 """Fit 3D Gaussians to posed images by gradient descent: the optimization at the heart of 3DGS.
 
-`fit_gaussians` starts from points (mesh surface samples or random points, see `initial_points`)
-or from given `Gaussians`, renders a random batch of training views per step with `rasterize`,
-and follows the L1 photometric loss with Adam (one learning rate per kind of parameter, as in
-3DGS, the position's decaying exponentially). It has no densification or pruning: the number of
-Gaussians stays fixed, and colours are degree-0 spherical harmonics (no view dependence), so the
-targets should look the same from every side: `mesh_targets` renders a mesh coloured by its
-normals without shading, supersampled so that edges are anti-aliased like a Gaussian render.
+`fit_gaussians` starts from points (e.g. mesh surface samples, or random points from
+`initial_points`) or from given `Gaussians`, renders a random batch of training views per step with
+`rasterize`, and follows the L1 photometric loss with Adam (one learning rate per kind of parameter,
+as in 3DGS, the position's decaying exponentially). It has no densification or pruning: the number
+of Gaussians stays fixed, and colours are degree-0 spherical harmonics (no view dependence), so the
+targets should look the same from every side. The caller renders them first, e.g. with
+`learnlib.data.mesh_render.mesh_targets` (a mesh coloured by its normals, unshaded, supersampled so
+that edges are anti-aliased like a Gaussian render).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from einops import rearrange
 from torch import Tensor
 from tqdm import tqdm
 
@@ -45,15 +45,13 @@ class FitHistory:
     cpu_s: list[float] = field(default_factory=list)
 
 
-def initial_points(num_points: int, mesh=None, seed: int = 0, extent: float = 1.0) -> Tensor:
-    """Starting positions [num_points, 3]: area-uniform samples of `mesh`'s surface, or (without a
-    mesh) uniform random points in the cube [-extent / 2, extent / 2]^3."""
+def initial_points(num_points: int, *, seed: int = 0, extent: float = 1.0) -> Tensor:
+    """Starting positions [num_points, 3]: uniform random points in the cube [-extent / 2, extent / 2]^3.
+
+    Points on a mesh surface are `learnlib.data.meshes.sample_surface(mesh, num_points, seed)[0]`.
+    """
     if num_points < 1:
         raise ValueError(f"num_points must be >= 1, got {num_points}")
-    if mesh is not None:
-        from learnlib.data.meshes import sample_surface
-
-        return sample_surface(mesh, num_points, seed=seed)[0]
     generator = torch.Generator().manual_seed(seed)
     return (torch.rand(num_points, 3, generator=generator) - 0.5) * extent
 
@@ -65,20 +63,6 @@ def color_by_normals(mesh):
     normals = np.asarray(out.vertex_normals)
     out.visual.vertex_colors = np.clip(np.round(255.0 * (0.5 + 0.5 * normals)), 0, 255).astype(np.uint8)
     return out
-
-
-def mesh_targets(mesh, cameras: Cameras, supersample: int = 4, background=(1.0, 1.0, 1.0),
-                 shading: bool = False) -> Tensor:
-    """Anti-aliased renders (C, H, W, 3) of a trimesh mesh (its vertex colours, unshaded by default):
-    `learnlib.data.mesh_render.render_views` at `supersample` times the resolution, box-filtered down."""
-    from learnlib.data.mesh_render import render_views
-
-    if supersample < 1:
-        raise ValueError(f"supersample must be >= 1, got {supersample}")
-    big = cameras.resized(cameras.width * supersample, cameras.height * supersample)
-    images, _ = render_views(mesh, big, background=background, shading=shading)  # (C, sH, sW, 3)
-    images = rearrange(images, "c (h i) (w j) d -> c h w d (i j)", i=supersample, j=supersample)  # (C, H, W, 3, s*s)
-    return images.mean(dim=-1)  # (C, H, W, 3)
 
 
 def _check_views(images: Tensor, cameras: Cameras, what: str) -> None:

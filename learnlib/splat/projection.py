@@ -22,6 +22,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from learnlib.splat.cameras import camera_to_pixels, world_to_camera_points
+
 
 def normalize_quats(quats: Tensor, eps: float = 1e-12) -> Tensor:
     """Unit wxyz quaternions [..., 4]; a (near) zero quaternion becomes the identity (1, 0, 0, 0).
@@ -62,8 +64,7 @@ def covariance_3d(quats: Tensor, scales: Tensor) -> Tensor:
 def world_to_camera(means: Tensor, covars: Tensor, viewmats: Tensor) -> tuple[Tensor, Tensor]:
     """Means (C, N, 3) and covariances (C, N, 3, 3) in the frames of C view matrices (C, 4, 4)."""
     R = viewmats[:, :3, :3]  # (C, 3, 3)
-    t = viewmats[:, :3, 3]  # (C, 3)
-    means_c = torch.einsum("cij,nj->cni", R, means) + t.unsqueeze(1)  # (C, N, 3)
+    means_c = world_to_camera_points(means, viewmats)  # (C, N, 3)
     covars_c = torch.einsum("cij,njk,clk->cnil", R, covars, R)  # (C, N, 3, 3)
     return means_c, covars_c
 
@@ -89,10 +90,7 @@ def perspective_jacobian(means_c: Tensor, Ks: Tensor, width: int | None = None,
 
 def project_means(means_c: Tensor, Ks: Tensor) -> Tensor:
     """Pixel positions (C, N, 2) of camera-space means (C, N, 3)."""
-    uv = means_c[..., :2] / means_c[..., 2:3]  # (C, N, 2)
-    focal = torch.stack([Ks[:, 0, 0], Ks[:, 1, 1]], dim=-1).unsqueeze(1)  # (C, 1, 2)
-    centre = Ks[:, :2, 2].unsqueeze(1)  # (C, 1, 2)
-    return uv * focal + centre
+    return camera_to_pixels(means_c, Ks)
 
 
 def project_covariance(covars_c: Tensor, J: Tensor) -> Tensor:

@@ -1,8 +1,8 @@
-"""Patch-feature backends: rendered views (V, K, H, W) -> patch-feature maps (V, C, h, w).
+"""Patch-feature extractors (backends): rendered views (V, K, H, W) -> patch-feature maps (V, C, h, w).
 
 Every backend takes the same view stack: channels 0-2 RGB in [0, 1] (straight, not premultiplied),
 channel 3 alpha, then optional geometry channels (depth, normals) when the backend asks for them
-(`needs_geometry`). The projection onto voxels (learnlib.data.slat_projection) is the same for all.
+(`needs_geometry`). The projection onto voxels (learnlib.slat.data.projection) is the same for all.
 
 - `PatchPoolBackend` ("patch_pool", the offline default): no learned weights. Each patch of
   `patch_size` px is split into `sub_cells` x `sub_cells` cells and every input channel is averaged
@@ -39,9 +39,6 @@ class PatchPoolBackend:
         if patch_size < 1 or sub_cells < 1 or patch_size % sub_cells:
             raise ValueError(f"patch_size must be a positive multiple of sub_cells, got {patch_size} and {sub_cells}")
         self.patch_size, self.sub_cells = patch_size, sub_cells
-
-    def feature_dim(self, num_channels: int = 8) -> int:
-        return num_channels * self.sub_cells ** 2
 
     def __call__(self, views: Tensor) -> Tensor:
         _check_views(views, 1)

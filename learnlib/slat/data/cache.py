@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from learnlib.data.slat_features import SLatObject
+from learnlib.slat.data.features import SLatObject
 from learnlib.splat.cameras import Cameras
 
 __all__ = ["SLatCache", "settings_key"]

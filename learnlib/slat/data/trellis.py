@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from learnlib.data.slat_features import downsample_features, load_trellis_features, save_trellis_features
+from learnlib.slat.data.features import downsample_features, load_trellis_features, save_trellis_features
 from learnlib.splat.cameras import Cameras, camera_to_world, intrinsics_from_fov
 
 __all__ = [
@@ -247,7 +247,7 @@ def write_random_dataset(root, count: int = 3, views: int = 4, image_size: int =
 
     Returns {sha256: (coords, feats, images, alphas)}; every object shares `slat_cameras(views, image_size)`.
     """
-    from learnlib.data.slat_features import slat_cameras
+    from learnlib.slat.data.features import slat_cameras
 
     g = torch.Generator().manual_seed(seed)
     rows, objects = [], {}

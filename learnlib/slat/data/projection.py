@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from learnlib.splat.cameras import Cameras
+from learnlib.splat.cameras import Cameras, camera_to_pixels, world_to_camera_points
 
 __all__ = ["project_to_grid", "project_voxel_features", "sample_feature_maps", "visibility_from_depth"]
 
@@ -28,14 +28,10 @@ def _check_points(points: Tensor) -> None:
 def project_to_grid(points: Tensor, cameras: Cameras) -> tuple[Tensor, Tensor]:
     """grid_sample coordinates (V, N, 2) in [-1, 1] (align_corners=False) and depths (V, N) of points (N, 3)."""
     _check_points(points)
-    points = points.to(cameras.viewmats.dtype)
-    cam = torch.einsum("vij,nj->vni", cameras.viewmats[:, :3, :3], points) + cameras.viewmats[:, None, :3, 3]  # (V, N, 3)
-    z = cam[..., 2]
-    focal = torch.stack([cameras.Ks[:, 0, 0], cameras.Ks[:, 1, 1]], dim=-1)[:, None]  # (V, 1, 2)
-    centre = cameras.Ks[:, None, :2, 2]  # (V, 1, 2)
-    uv = cam[..., :2] / z.unsqueeze(-1) * focal + centre  # (V, N, 2) pixel positions
+    cam = world_to_camera_points(points.to(cameras.viewmats.dtype), cameras.viewmats)  # (V, N, 3)
+    uv = camera_to_pixels(cam, cameras.Ks)  # (V, N, 2) pixel positions
     size = uv.new_tensor([cameras.width, cameras.height])
-    return 2.0 * uv / size - 1.0, z  # (V, N, 2), (V, N)
+    return 2.0 * uv / size - 1.0, cam[..., 2]  # (V, N, 2), (V, N)
 
 
 def sample_feature_maps(feature_maps: Tensor, grid: Tensor) -> Tensor:

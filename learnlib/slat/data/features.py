@@ -24,7 +24,7 @@ from torch import Tensor
 
 from learnlib.data.mesh_render import mesh_vertex_colors, render_mesh
 from learnlib.data.meshes import normalize_to_unit_cube, voxel_centres, voxelize
-from learnlib.data.slat_projection import (
+from learnlib.slat.data.projection import (
     default_visibility_tolerance,
     project_voxel_features,
     visibility_from_depth,

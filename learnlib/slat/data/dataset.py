@@ -3,8 +3,8 @@
 Two sources share one interface (`names`, `resolution`, `num_voxels(i)`, `num_views(i)`,
 `load_voxels(i)`, `load_views(i, view_ids)`):
 - `MeshSource`: meshes (sample meshes by name, or mesh files) preprocessed by
-  `learnlib.data.slat_features.preprocess_mesh` once and kept in a `SLatCache` folder;
-- `learnlib.data.trellis_dataset.TrellisSource`: a folder written by TRELLIS's dataset_toolkits.
+  `learnlib.slat.data.features.preprocess_mesh` once and kept in a `SLatCache` folder;
+- `learnlib.slat.data.trellis.TrellisSource`: a folder written by TRELLIS's dataset_toolkits.
 
 `SLatDataset` returns one object per item (coords, feats, and one random view by default, as
 TRELLIS's SparseFeat2Render), drops objects over `max_voxels`, and exposes `sizes` (voxel counts)
@@ -18,17 +18,16 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
-from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from learnlib.data.meshes import load_mesh
 from learnlib.data.registry import register_dataset
-from learnlib.data.slat_backends import make_backend
-from learnlib.data.slat_cache import SLatCache
-from learnlib.data.slat_features import (
+from learnlib.slat.data.cache import SLatCache
+from learnlib.slat.data.extractors import make_backend
+from learnlib.slat.data.features import (
     LIGHTINGS,
     TRELLIS_FOV_DEG,
     TRELLIS_RADIUS,
@@ -43,34 +42,6 @@ __all__ = ["DEFAULT_UP_AXES", "TRELLIS_MAX_VOXELS", "MeshSource", "SLatDataset",
 TRELLIS_MAX_VOXELS = 32768
 VIEW_SPLITS = ("all", "train", "heldout")
 DEFAULT_UP_AXES = {"bunny": "y", "bunny10k": "y"}  # pymeshlab's bunnies are stored y-up
-
-
-def load_mesh(name_or_path: str, up_axis: str = "z"):
-    """A trimesh mesh from a sample-mesh name or a mesh file; ValueError naming the file when it fails to load."""
-    from learnlib.data.meshes import list_sample_meshes, load_sample_mesh
-
-    if name_or_path in list_sample_meshes():
-        return load_sample_mesh(name_or_path, up_axis=up_axis)
-    path = Path(name_or_path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{name_or_path!r} is neither a sample mesh ({', '.join(list_sample_meshes())}) "
-                                "nor an existing mesh file")
-    import trimesh
-
-    try:
-        mesh = trimesh.load(str(path), force="mesh")
-    except Exception as err:  # trimesh raises many types for unreadable files
-        raise ValueError(f"could not load mesh {path}: {type(err).__name__}: {err}") from err
-    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
-        raise ValueError(f"could not load mesh {path}: it holds no triangles")
-    from learnlib.data.meshes import _TO_Z_UP
-
-    if up_axis not in _TO_Z_UP:
-        raise ValueError(f"up_axis must be one of {sorted(_TO_Z_UP)}, got {up_axis!r}")
-    transform = np.eye(4)
-    transform[:3, :3] = _TO_Z_UP[up_axis]
-    mesh.apply_transform(transform)
-    return mesh
 
 
 class MeshSource:
@@ -255,8 +226,8 @@ def _stack_or_list(tensors: list[Tensor]):
 
 def collate_slat(items: list[dict]) -> dict:
     """Pack SLatDataset items: feats = SparseTensor (features [sum N, C], coords int32 (batch, x, y, z),
-    batch-contiguous), images (B, k, 3, H, W), alphas (B, k, 1, H, W), viewmats (B, k, 4, 4), Ks (B, k, 3, 3)
-    (lists when the objects' view counts or sizes differ), cameras (list of Cameras), names."""
+    batch-contiguous), images (B, k, 3, H, W), alphas (B, k, 1, H, W) (lists when the objects' view
+    counts or sizes differ), cameras (list of Cameras), names."""
     if not items:
         raise ValueError("collate_slat needs at least one item")
     channels = {it["feats"].shape[1] for it in items}
@@ -267,11 +238,9 @@ def collate_slat(items: list[dict]) -> dict:
     feats = torch.cat([it["feats"] for it in items])  # (sum N, C)
     resolution = max(it.get("resolution", int(it["coords"].max()) + 1) for it in items)
     sparse = SparseTensor(feats, coords, resolution=resolution, batch_size=len(items))
-    cameras = [it["cameras"] for it in items]
     return {"feats": sparse, "images": _stack_or_list([it["images"] for it in items]),
             "alphas": _stack_or_list([it["alphas"] for it in items]),
-            "viewmats": _stack_or_list([c.viewmats for c in cameras]), "Ks": _stack_or_list([c.Ks for c in cameras]),
-            "cameras": cameras, "names": [it["name"] for it in items]}
+            "cameras": [it["cameras"] for it in items], "names": [it["name"] for it in items]}
 
 
 def _split(names: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
@@ -284,66 +253,72 @@ def _split(names: list[str], val_fraction: float, seed: int) -> tuple[list[str],
 
 
 @register_dataset("slat")
-def build(cfg):
-    """(train, val) SLatDatasets from a `data` config (a dict or OmegaConf node).
+def build(source: str = "meshes", views_per_item: int | None = 1, val_views_per_item: int | None = None,
+          max_voxels: int | None = TRELLIS_MAX_VOXELS, val_fraction: float = 0.25, split_seed: int = 0,
+          holdout_every: int = 0, resolution: int | None = None, image_size: int | None = None,
+          meshes=None, val_meshes=None, unseen_meshes=None, cache_dir: str | None = None, num_views: int = 8,
+          backend: str = "patch_pool", backend_kwargs: dict | None = None, dinov2_weights: str | None = None,
+          feature_device: str = "cpu", visibility: bool = False, up_axes: dict | None = None,
+          vary_cameras: bool = True, lighting: str = "world", root: str | None = None,
+          model: str = "dinov2_vitl14_reg", min_aesthetic_score: float | None = None):
+    """(train, val) SLatDatasets; the keywords are the keys of a `data` config.
 
-    Keys: source ("meshes" | "trellis"), views_per_item (1), val_views_per_item (None: every view of a
+    source: "meshes" | "trellis". views_per_item (1), val_views_per_item (None: every view of a
     held-out object), max_voxels (32768), val_fraction (0.25), split_seed (0), holdout_every (0: the
     training split uses every view and the validation split every view; k >= 2: views i with
-    i % k == k - 1 are left out of training and are the validation split's views). For "meshes": meshes (names or files; default every sample mesh), val_meshes
-    (explicit validation list, overrides val_fraction), unseen_meshes (not loaded here: meshes an experiment keeps
-    out of training and validation, for reports such as benchmarks/bench_slat_vae.py), cache_dir (~/.cache/learnlib/slat), resolution (32),
-    num_views (8), image_size (64), backend ("patch_pool" | "dinov2"), dinov2_weights, feature_device ("cpu"),
-    visibility (False), up_axes ({}), vary_cameras (True), lighting ("world" | "camera"). For "trellis": root (required), model ("dinov2_vitl14_reg"),
-    image_size (512), resolution (64), min_aesthetic_score (None).
+    i % k == k - 1 are left out of training and are the validation split's views).
+    For "meshes": meshes (names or files; default every sample mesh), val_meshes (explicit validation
+    list, overrides val_fraction), unseen_meshes (not loaded here: meshes an experiment keeps out of
+    training and validation, for reports such as benchmarks/bench_slat_vae.py), cache_dir
+    (~/.cache/learnlib/slat), resolution (32), num_views (8), image_size (64), backend ("patch_pool" |
+    "dinov2"), backend_kwargs, dinov2_weights, feature_device ("cpu"), visibility (False), up_axes ({}),
+    vary_cameras (True), lighting ("world" | "camera").
+    For "trellis": root (required), model ("dinov2_vitl14_reg"), image_size (512), resolution (64),
+    min_aesthetic_score (None).
     A validation split that would be empty falls back to the training objects.
     """
-    get = cfg.get
-    source_kind = get("source", "meshes")
-    val_fraction, seed = float(get("val_fraction", 0.25)), int(get("split_seed", 0))
-    if source_kind == "meshes":
+    val_fraction, seed = float(val_fraction), int(split_seed)
+    if source == "meshes":
         from learnlib.data.meshes import list_sample_meshes
 
-        names = list(get("meshes", None) or list_sample_meshes())
+        names = list(meshes or list_sample_meshes())
         if not names:
             raise ValueError("no meshes: set data.meshes or install the mesh extra (pip install -e '.[mesh]')")
-        if get("val_meshes", None) is not None:
-            val_names = list(get("val_meshes"))
+        if val_meshes is not None:
+            val_names = list(val_meshes)
             train_names = [n for n in names if n not in set(val_names)]
         else:
             train_names, val_names = _split(names, val_fraction, seed)
-        backend = get("backend", "patch_pool")
-        backend_kwargs = dict(get("backend_kwargs", None) or {})
+        backend_kwargs = dict(backend_kwargs or {})
         if backend == "dinov2":
-            backend_kwargs.setdefault("weights", get("dinov2_weights", None))
-            backend_kwargs.setdefault("device", get("feature_device", "cpu"))
-        common = {"cache_dir": get("cache_dir", None) or "~/.cache/learnlib/slat",
-                  "resolution": int(get("resolution", 32)), "num_views": int(get("num_views", 8)),
-                  "image_size": int(get("image_size", 64)), "backend": backend, "backend_kwargs": backend_kwargs,
-                  "visibility": bool(get("visibility", False)), "up_axes": dict(get("up_axes", None) or {}),
-                  "vary_cameras": bool(get("vary_cameras", True)), "lighting": str(get("lighting", "world"))}
+            backend_kwargs.setdefault("weights", dinov2_weights)
+            backend_kwargs.setdefault("device", feature_device)
+        common = {"cache_dir": cache_dir or "~/.cache/learnlib/slat",
+                  "resolution": int(resolution or 32), "num_views": int(num_views),
+                  "image_size": int(image_size or 64), "backend": backend, "backend_kwargs": backend_kwargs,
+                  "visibility": bool(visibility), "up_axes": dict(up_axes or {}),
+                  "vary_cameras": bool(vary_cameras), "lighting": str(lighting)}
 
         def make(subset):
             return MeshSource(subset, **common)
-    elif source_kind == "trellis":
-        from learnlib.data.trellis_dataset import TrellisSource
+    elif source == "trellis":
+        from learnlib.slat.data.trellis import TrellisSource
 
-        if get("root", None) is None:
+        if root is None:
             raise ValueError("data.root is not set: pass the folder written by TRELLIS's dataset_toolkits")
-        full = TrellisSource(get("root"), model=get("model", "dinov2_vitl14_reg"),
-                             image_size=int(get("image_size", 512)), resolution=int(get("resolution", 64)),
-                             min_aesthetic_score=get("min_aesthetic_score", None))
+        full = TrellisSource(root, model=model, image_size=int(image_size or 512), resolution=int(resolution or 64),
+                             min_aesthetic_score=min_aesthetic_score)
         train_names, val_names = _split(full.names, val_fraction, seed)
+
         def make(subset):
             return TrellisSource(full.root, model=full.model, image_size=full.image_size,
-                                 resolution=full.resolution, min_aesthetic_score=get("min_aesthetic_score", None),
+                                 resolution=full.resolution, min_aesthetic_score=min_aesthetic_score,
                                  instances=subset)
     else:
-        raise ValueError(f"data.source must be 'meshes' or 'trellis', got {source_kind!r}")
-    holdout = int(get("holdout_every", 0))
-    max_voxels = get("max_voxels", TRELLIS_MAX_VOXELS)
-    train = SLatDataset(make(train_names), views_per_item=get("views_per_item", 1), max_voxels=max_voxels,
+        raise ValueError(f"data.source must be 'meshes' or 'trellis', got {source!r}")
+    holdout = int(holdout_every)
+    train = SLatDataset(make(train_names), views_per_item=views_per_item, max_voxels=max_voxels,
                         views="train" if holdout else "all", holdout_every=holdout)
-    val = SLatDataset(make(val_names or train_names), views_per_item=get("val_views_per_item", None),
+    val = SLatDataset(make(val_names or train_names), views_per_item=val_views_per_item,
                       max_voxels=max_voxels, views="heldout" if holdout else "all", holdout_every=holdout)
     return train, val
