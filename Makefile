@@ -24,7 +24,7 @@ help:
 	@echo "make notebooks   re-execute and store every notebook and solution, then regenerate exercises"
 	@echo "make exercises   regenerate exercises/ from solutions/"
 	@echo "make benchmarks  run the CPU benchmarks and append to benchmarks/RESULTS.md"
-	@echo "make gpu-check   on CUDA: the GPU tests, then benchmarks/bench_gpu.py"
+	@echo "make gpu-check   on CUDA: benchmarks/bench_gpu.py and the GPU tests, all in OUT/gpu_check.md (< 10 min on one H100)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,8 +66,7 @@ benchmarks: $(STAMP)
 	  [ "$$script" = benchmarks/bench_gpu.py ] || $(BIN)/python "$$script" || exit 1; done
 
 gpu-check: $(STAMP)
-	$(BIN)/python -m pytest tests -m gpu -o addopts="" -rs
-	$(BIN)/python benchmarks/bench_gpu.py
+	$(BIN)/python benchmarks/bench_gpu.py $(or $(OUT),gpu-check) --append-results $(ARGS)
 
 clean:
 	rm -rf runs notebooks/runs solutions/runs .pytest_cache

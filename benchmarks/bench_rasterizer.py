@@ -48,7 +48,7 @@ def render_dense(params, cams):
     opacities, colors = params[3], params[4]
     _, _, info = rasterize(*params, cams.viewmats, cams.Ks, SIZE, SIZE, backend="torch")
     order = torch.argsort(info["depths"][0].detach())
-    order = order[info["radii"][0, order] > 0]
+    order = order[(info["radii"][0, order] > 0).all(-1)]
     ys, xs = torch.meshgrid(torch.arange(SIZE, dtype=torch.float32), torch.arange(SIZE, dtype=torch.float32),
                             indexing="ij")
     pix = torch.stack([xs, ys], -1).reshape(-1, 1, 2) + 0.5  # (P, 1, 2)
