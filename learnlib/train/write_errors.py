@@ -27,8 +27,7 @@ def describe_write_failure(err: BaseException, folder: Path) -> str | None:
                     "name); pass a shorter run_dir=...")
         return None
     if isinstance(err, RuntimeError) and any(word in str(err) for word in _TORCH_WRITER_FAILURES):
-        return (f"no space left on {folder} (torch's writer stopped mid-file); free some space there or "
-                "pass another run_dir=...")
+        return f"no space left on {folder}; free some space there or pass another run_dir=..."
     return None
 
 
