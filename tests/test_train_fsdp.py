@@ -61,6 +61,18 @@ def test_fsdp_two_ranks_match_one_process_and_resume_exactly(tmp_path):
     for key, value in reference.items():
         torch.testing.assert_close(sharded[key], value, atol=1e-5, rtol=0, msg=key)
 
+    # the two-rank sharded checkpoint resumes in one process (DCP loads it into the unsharded model)
+    one_process = OmegaConf.merge(fsdp_cfg, {"resume": True, "trainer": {"strategy": "ddp"}})
+    finished = fit(one_process)
+    assert finished.already_complete and finished.steps == 6 and finished.metrics == extra["metrics"]
+    longer = fit(OmegaConf.merge(one_process, {"trainer": {"max_steps": 9}}))
+    single_longer = fit(compose("vit_digits", [f"run_dir={tmp_path / 'single'}", *ARGS, "resume=true",
+                                               "trainer.max_steps=9"]))
+    assert longer.steps == single_longer.steps == 9 and longer.checkpoint.is_dir()
+    continued = sharded_weights(longer.checkpoint, fsdp_cfg)[1]
+    for key, value in load_checkpoint(single_longer.checkpoint)["model"].items():
+        torch.testing.assert_close(continued[key], value, atol=1e-4, rtol=0, msg=key)
+
     crashed_cfg = compose("vit_digits", [f"run_dir={tmp_path / 'crashed'}", "trainer.strategy=fsdp", *ARGS])
     with pytest.raises(mp.ProcessExitedException):
         run_two_ranks(crashed_cfg, crash_at_call=5)  # during step 5, after the step-3 checkpoint
@@ -82,8 +94,9 @@ def test_activation_checkpointing_keeps_the_training_run_identical(tmp_path):
 
 
 def test_fsdp_in_one_process_says_how_to_launch(tmp_path):
-    with pytest.raises(ValueError, match="torchrun --nproc_per_node"):
+    with pytest.raises(ConfigError, match=r"torchrun --nproc_per_node=N .*\(N >= 2\).*trainer\.strategy=ddp") as info:
         fit(compose("vit_digits", [f"run_dir={tmp_path}", "trainer.strategy=fsdp", *ARGS]))
+    assert "strategy=none" not in str(info.value)  # the trainer's config has no such choice
 
 
 @pytest.mark.parametrize(("override", "message"), [
