@@ -5,14 +5,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import torch.multiprocessing as mp
 import yaml
 from hydra import initialize_config_module
 
 from learnlib.train.__main__ import main
 from learnlib.train.config import CONFIG_MODULE, list_experiments
 from learnlib.train.errors import ConfigError
-from learnlib.train.local_ddp import free_port
+from learnlib.train.local_ddp import spawn_ranks
 from learnlib.train.run_dir import lock_folder, unlock_folder
 from learnlib.train.sweep import expand
 
@@ -174,9 +173,7 @@ def test_a_second_sweep_on_a_busy_sweep_folder_is_refused(capsys, tmp_path):
     assert main(["-m", *TINY, f"sweep_dir={tmp_path}"]) == 0  # free again once released
 
 
-def _rank(rank: int, world_size: int, port: int, folder: str) -> None:
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world_size), "OMP_NUM_THREADS": "1"})
+def _rank(rank: int, folder: str) -> None:
     os.chdir(folder)
     from learnlib.train import multirun
 
@@ -190,7 +187,7 @@ def _rank(rank: int, world_size: int, port: int, folder: str) -> None:
 
 @pytest.mark.slow  # two spawned processes: about 20 s
 def test_every_rank_runs_the_same_jobs_in_rank_0s_folder(tmp_path):
-    mp.start_processes(_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True, start_method="spawn")
+    spawn_ranks(_rank, 2, str(tmp_path))
     sweep = Path("runs/multirun/mlp_digits/dated-by-rank-0")
     expected = {"code": 0, "run_dirs": [str(sweep / "0_seed=0"), str(sweep / "1_seed=1")]}
     for rank in (0, 1):

@@ -1,7 +1,6 @@
 """The trainer under FSDP2 (2 gloo ranks): same weights as one process, exact resume from a sharded
 checkpoint after a crash, activation checkpointing with unchanged gradients, clear errors."""
 
-import os
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ from learnlib import models
 from learnlib.train import ConfigError, compose, fit
 from learnlib.train.checkpoint import load_checkpoint
 from learnlib.train.dcp import load_sharded
-from learnlib.train.local_ddp import free_port
+from learnlib.train.local_ddp import spawn_ranks
 from learnlib.train.optim import build_optimizer
 
 ARGS = ["+model.drop_path_rate=0.0", "data.max_shift=0", "trainer.max_steps=6", "trainer.batch_size=32", "trainer.eval_every=3",
@@ -21,9 +20,7 @@ ARGS = ["+model.drop_path_rate=0.0", "data.max_shift=0", "trainer.max_steps=6", 
 
 
 
-def _rank_main(rank: int, port: int, cfg_yaml: str, crash_at_call: int) -> None:
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "LOCAL_RANK": str(rank), "WORLD_SIZE": "2"})
+def _rank_main(rank: int, cfg_yaml: str, crash_at_call: int) -> None:
     from learnlib.train.tasks import Classification
 
     if crash_at_call:
@@ -40,8 +37,7 @@ def _rank_main(rank: int, port: int, cfg_yaml: str, crash_at_call: int) -> None:
 
 
 def run_two_ranks(cfg, crash_at_call: int = 0) -> None:
-    mp.start_processes(_rank_main, args=(free_port(), OmegaConf.to_yaml(cfg), crash_at_call), nprocs=2,
-                       join=True, start_method="spawn")
+    spawn_ranks(_rank_main, 2, OmegaConf.to_yaml(cfg), crash_at_call)
 
 
 def sharded_weights(folder, cfg) -> dict:
