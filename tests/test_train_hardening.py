@@ -20,6 +20,7 @@ from learnlib.train import ConfigError, NonFiniteLossError, compose, fit
 from learnlib.train.__main__ import main
 from learnlib.train.checkpoint import load_checkpoint
 from learnlib.train.errors import RunWriteError
+from learnlib.train.write_errors import describe_write_failure
 from learnlib.train.run_dir import RunDirectory
 from learnlib.train.tasks import Classification
 
@@ -265,6 +266,16 @@ def test_a_full_disk_at_the_first_save_and_a_read_only_run_dir_in_one_line(tmp_p
     assert "is on a read-only file system; pass a writable run_dir=..." in _one_line_error(capsys)
 
 
+def test_only_failures_inside_the_run_dir_are_reported_as_writing_failures(tmp_path):
+    denied = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "run" / "metrics.csv"))
+    assert describe_write_failure(denied, tmp_path / "run") == (
+        f"permission denied on {tmp_path / 'run' / 'metrics.csv'}; make {tmp_path / 'run'} writable or pass "
+        "another run_dir=...")
+    elsewhere = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "data" / "cat.png"))
+    assert describe_write_failure(elsewhere, tmp_path / "run") is None  # a data file: not the run's writing
+    assert describe_write_failure(RuntimeError("CUDA error"), tmp_path / "run") is None
+
+
 def test_a_run_dir_name_too_long_for_the_file_system(tmp_path, capsys):
     long_name = tmp_path / ("r" * 300)
     assert main(["experiment=mlp_digits", f"run_dir={long_name}", "trainer.max_steps=2", *QUIET]) == 1
@@ -293,7 +304,7 @@ def test_an_unparsable_override_without_m_is_one_line_with_the_quoting_that_work
     assert not any(tmp_path.iterdir())
 
 
-def _image_folder(root: Path, truncated: str | None = None) -> Path:
+def _image_folder(root: Path, truncated: str | None = None, corrupt: str | None = None) -> Path:
     rng = np.random.default_rng(0)
     for split in ("train", "val"):
         for label in ("cat", "dog"):
@@ -304,17 +315,21 @@ def _image_folder(root: Path, truncated: str | None = None) -> Path:
     if truncated is not None:
         path = root / truncated
         path.write_bytes(path.read_bytes()[:400])  # a valid JPEG header, the pixel data cut short
+    if corrupt is not None:
+        (root / corrupt).write_bytes(b"not an image at all")
     return root
 
 
-@pytest.mark.parametrize("workers", [0, 1])
-def test_a_truncated_image_stops_training_in_one_line_naming_it(tmp_path, capsys, workers):
-    root = _image_folder(tmp_path / "data", truncated="train/dog/2.jpg")
+@pytest.mark.parametrize(("workers", "damage", "reason"), [
+    (0, "truncated", "Truncated File Read"), (1, "truncated", "Truncated File Read"),
+    (0, "corrupt", "cannot identify image file")])
+def test_an_unreadable_image_stops_training_in_one_line_naming_it(tmp_path, capsys, workers, damage, reason):
+    root = _image_folder(tmp_path / "data", **{damage: "train/dog/2.jpg"})
     args = ["experiment=vit_b16_imagenet", f"data.root={root}", f"run_dir={tmp_path / 'run'}", "data.image_size=32",
             "model.img_size=32", "model.embed_dim=32", "model.depth=1", "model.num_heads=2", "model.num_classes=2",
             "trainer.device=cpu", "trainer.max_steps=2", "trainer.batch_size=4", "trainer.eval_every=2",
             "trainer.checkpoint_every=2", "trainer.warmup_steps=1", f"trainer.num_workers={workers}", *QUIET]
     assert main(args) == 1
     err = _one_line_error(capsys)
-    assert err.startswith(f"error: cannot read image {root / 'train/dog/2.jpg'}: Truncated File Read")
+    assert err.startswith(f"error: cannot read image {root / 'train/dog/2.jpg'}: {reason}")
     assert err.rstrip().endswith("or pass data.skip_unreadable=true to leave unreadable images out")

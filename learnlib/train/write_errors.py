@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 from pathlib import Path
 
 from learnlib.train.errors import RunWriteError
@@ -15,6 +16,8 @@ _TORCH_WRITER_FAILURES = ("inline_container", "PytorchStreamWriter", "unexpected
 def describe_write_failure(err: BaseException, folder: Path) -> str | None:
     """What went wrong writing into `folder`, in words, or None when `err` is no such failure."""
     name = getattr(err, "filename", None) or folder
+    if isinstance(err, OSError) and not _inside(Path(name), folder):
+        return None  # e.g. a data file that cannot be read: not the run's own writing
     if isinstance(err, OSError):
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             return f"no space left on {folder}; free some space there or pass another run_dir=..."
@@ -29,6 +32,11 @@ def describe_write_failure(err: BaseException, folder: Path) -> str | None:
     if isinstance(err, RuntimeError) and any(word in str(err) for word in _TORCH_WRITER_FAILURES):
         return f"no space left on {folder}; free some space there or pass another run_dir=..."
     return None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
+    return path == folder or folder in path.parents
 
 
 @contextlib.contextmanager
