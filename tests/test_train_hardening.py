@@ -20,9 +20,9 @@ from learnlib.train import ConfigError, NonFiniteLossError, compose, fit
 from learnlib.train.__main__ import main
 from learnlib.train.checkpoint import load_checkpoint
 from learnlib.train.errors import RunWriteError
-from learnlib.train.write_errors import describe_write_failure
 from learnlib.train.run_dir import RunDirectory
 from learnlib.train.tasks import Classification
+from learnlib.train.write_errors import describe_write_failure
 
 QUIET = ["trainer.progress=false", "trainer.tensorboard=false", "trainer.plot=false"]
 REPO = Path(__file__).resolve().parents[1]
