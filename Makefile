@@ -8,6 +8,8 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 EXTRAS ?= course,paddle,mesh,dev
 ARGS   ?=
+# ARGS reaches Python as typed: exported unexpanded and split into words there (learnlib/tools/make_args.py)
+export MAKE_ARGS = $(value ARGS)
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(subst /,_,$(subst =,_,$(TORCH)))-$(subst $(comma),_,$(EXTRAS))
 comma  := ,
@@ -38,13 +40,13 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 train: $(STAMP)
-	$(BIN)/python -m learnlib.train $(ARGS)
+	$(BIN)/python -m learnlib.tools.make_args learnlib.train
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m learnlib.tools.make_args pytest
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest tests -p no:nbval -o addopts="-ra" -m slow $(ARGS)
+	$(BIN)/python -m learnlib.tools.make_args pytest tests -p no:nbval -o addopts="-ra" -m slow
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab
