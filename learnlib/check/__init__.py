@@ -7,7 +7,7 @@ splat (07), slat and slat_features (08), batching and memory (09).
 """
 
 from learnlib.check.batching import pack_batches
-from learnlib.check.core import CheckResult, Mismatch, assert_close, run_check
+from learnlib.check.core import CheckResult, Mismatch, assert_close, demo, run_check
 from learnlib.check.fundamentals import evaluate, pad_collate, train_step
 from learnlib.check.hints import hint
 from learnlib.check.memory import adamw_memory, block_activation_bytes
@@ -22,7 +22,7 @@ from learnlib.check.vq import nearest_code, residual_multiscale_encode, straight
 
 __all__ = [
     # machinery
-    "CheckResult", "Mismatch", "assert_close", "run_check", "hint",
+    "CheckResult", "Mismatch", "assert_close", "run_check", "hint", "demo",
     # 00 fundamentals
     "pad_collate", "train_step", "evaluate",
     # 01 vision transformer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a widget in JupyterLab (with ipywidgets), text in a terminal
 
 from learnlib.data import build_datasets
 from learnlib.models import build_model
@@ -202,7 +203,8 @@ class _Run:
         """Run until `trainer.max_steps`; evaluate, log and checkpoint on schedule."""
         t, info = self.t, self.info
         start_time = time.perf_counter()
-        self.progress = tqdm(total=t.max_steps, initial=self.step, disable=not (info.is_main and t.progress),
+        shown = info.is_main and t.progress and os.environ.get("LEARNLIB_PROGRESS", "on") != "off"  # off: stored notebooks
+        self.progress = tqdm(total=t.max_steps, initial=self.step, disable=not shown,
                              desc=self.cfg.name, dynamic_ncols=True, mininterval=1.0)
         self.model.train()
         try:
