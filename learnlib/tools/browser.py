@@ -65,13 +65,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_lab(port: int, token: str, log: Path) -> subprocess.Popen:
-    """JupyterLab on 127.0.0.1:`port`, rooted at the repository, the app object exposed to the page."""
+def start_lab(port: int, token: str, out: Path) -> subprocess.Popen:
+    """JupyterLab on 127.0.0.1:`port`, rooted at the repository, the app object exposed to the page; its
+    workspace and settings live under `out` (a fresh session: no tabs restored, no news prompt)."""
+    settings = out / "lab-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}\n')
+    shutil.rmtree(out / "lab-workspaces", ignore_errors=True)
+    log = out / "jupyterlab.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("LEARNLIB_PROGRESS", None)  # a learner's session: progress bars on
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}",
-               "--LabApp.expose_app_in_browser=True", "--ServerApp.allow_root=True"]
+               "--LabApp.expose_app_in_browser=True", "--ServerApp.allow_root=True",
+               f"--LabApp.user_settings_dir={out / 'lab-settings'}", f"--LabApp.workspaces_dir={out / 'lab-workspaces'}"]
     process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/api/status?token={token}"
     for _ in range(120):
@@ -173,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     token, port = secrets.token_hex(16), free_port()
-    lab = start_lab(port, token, out / "jupyterlab.log")
+    lab = start_lab(port, token, out)
     report, failed = {}, False
     try:
         driver = open_browser()
