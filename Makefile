@@ -16,12 +16,13 @@ comma  := ,
 
 NOTEBOOKS := $(wildcard notebooks/*.ipynb) $(wildcard solutions/*.ipynb)
 
-.PHONY: install train test test-slow lab notebooks exercises benchmarks gpu-check clean help
+.PHONY: install train test test-slow test-browser lab notebooks exercises benchmarks gpu-check clean help
 
 help:
 	@echo "make train       train the default experiment (ARGS='experiment=NAME key=value ...')"
 	@echo "make test        unit tests + every notebook and solution under pytest --nbval"
 	@echo "make test-slow   the slow tests (retraining the stored checkpoints)"
+	@echo "make test-browser chapters 00 and 08 run in JupyterLab in headless Chromium (apt: chromium chromium-driver)"
 	@echo "make lab         JupyterLab on the course"
 	@echo "make notebooks   re-execute and store every notebook and solution, then regenerate exercises"
 	@echo "make exercises   regenerate exercises/ from solutions/"
@@ -48,14 +49,24 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m learnlib.tools.make_args pytest tests -p no:nbval -o addopts="-ra" -m slow
 
+# Not part of `make test`: needs Debian's chromium and chromium-driver and the browser extra (selenium).
+BROWSER_STAMP := $(VENV)/.browser-extra
+$(BROWSER_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[browser]"
+	touch $(BROWSER_STAMP)
+
+test-browser: $(BROWSER_STAMP)
+	$(BIN)/python -m learnlib.tools.browser notebooks/00_pytorch_fundamentals.ipynb \
+	  notebooks/08_structured_latent_vae.ipynb --expect-widgets 00_pytorch_fundamentals.ipynb --out runs/browser
+
 lab: $(STAMP)
 	$(BIN)/jupyter lab
 
 notebooks: $(STAMP)
-	cd notebooks && for nb in *.ipynb; do \
+	export LEARNLIB_PROGRESS=off; cd notebooks && for nb in *.ipynb; do \
 	  ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=900 --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; done
-	cd solutions && for nb in *.ipynb; do \
+	export LEARNLIB_PROGRESS=off; cd solutions && for nb in *.ipynb; do \
 	  ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=900 --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; done
 	$(MAKE) exercises

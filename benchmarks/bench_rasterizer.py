@@ -20,7 +20,7 @@ import statistics
 import time
 
 import torch
-from machine import append_results, cpu_model
+from machine import Figure, append_results, cpu_model
 
 from learnlib.splat import composite_front_to_back, gaussian_alpha, orbit_cameras, rasterize
 
@@ -118,7 +118,12 @@ def main() -> None:
         append_results("Gaussian rasterizer, CPU", (
             f"`python benchmarks/bench_rasterizer.py --repeats {args.repeats}`; median of {args.repeats} "
             f"runs; one camera, {SIZE}x{SIZE}, random Gaussians in the unit cube seen from distance 2.\n"
-            f"Machine: {machine}.\n\n{table}\n"))
+            f"Machine: {machine}.\n\n{table}\n"), [
+            Figure("bench_rasterizer: 50k Gaussians", f"torch rasterizer, 50k Gaussians, {SIZE}x{SIZE}, forward + backward",
+                   f"{total_50k:.3f} s", "", "", f"{cpu_model()}, {torch.get_num_threads()} threads"),
+            Figure("bench_rasterizer: vs dense", f"2k Gaussians, {SIZE}x{SIZE}, forward + backward",
+                   f"{ref_total:.3f} s (tiled)", f"{dense_total:.3f} s (dense: all pixels x all Gaussians)",
+                   f"{dense_total / ref_total:.1f}x", f"{cpu_model()}, {torch.get_num_threads()} threads")])
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a widget in JupyterLab (with ipywidgets), text in a terminal
 
 from learnlib.data import build_datasets
 from learnlib.errors import ConfigError, NonFiniteLossError
@@ -213,7 +214,8 @@ class _Run:
         start_time = time.perf_counter()
         if self.already_complete:  # nothing to train: the saved run and its final metrics, untouched
             return self._result(0.0)
-        self.progress = tqdm(total=t.max_steps, initial=self.step, disable=not (info.is_main and t.progress),
+        shown = info.is_main and t.progress and os.environ.get("LEARNLIB_PROGRESS", "on") != "off"  # off: stored notebooks
+        self.progress = tqdm(total=t.max_steps, initial=self.step, disable=not shown,
                              desc=self.cfg.name, dynamic_ncols=True, mininterval=1.0)
         self.model.train()
         try:
