@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 from machine import append_results, cpu_model
+from results import Figure
 
 PROBE = """
 import sys, time
@@ -57,7 +58,11 @@ def main() -> None:
     body = "\n".join(lines)
     print(body)
     if not args.no_write:
-        append_results("Import time of the graders (`learnlib.check`) against `learnlib.nn`", body)
+        figure = Figure("bench_import", "seconds to a learner's first grader, fresh interpreter",
+                        f"{seconds[STATEMENTS[1]]:.2f} s (`from learnlib.check import patchify`, no Hydra)",
+                        f"{seconds[STATEMENTS[2]]:.2f} s (`import learnlib.nn`)",
+                        f"{seconds[STATEMENTS[1]] / seconds[STATEMENTS[2]]:.2f}", cpu_model())
+        append_results("Import time of the graders (`learnlib.check`) against `learnlib.nn`", body, [figure])
 
 
 if __name__ == "__main__":

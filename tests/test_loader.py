@@ -285,7 +285,8 @@ class RaggedClassification(Task):
 
 
 def ragged_cfg(run_dir, *extra):
-    return compose("mlp_digits", [f"run_dir={run_dir}", "data.name=ragged_tokens_test", "model.name=bag_classifier_test",
+    return compose("mlp_digits", [f"run_dir={run_dir}", "data.name=ragged_tokens_test", "~data.size", "~data.max_shift",
+                                  "~data.value_range", "model.name=bag_classifier_test",
                                   "task.name=ragged_tokens_test", "trainer.batching=budget",
                                   f"trainer.batch_budget={BUDGET}", "trainer.grad_accum=2", "trainer.max_steps=30",
                                   "trainer.eval_every=10", "trainer.checkpoint_every=10", "trainer.eval_batch_size=16",
