@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from learnlib.data.meshes import load_sample_mesh, normalize_to_unit_cube, voxel_centres
-from learnlib.dinov2 import DinoV2
 from learnlib.slat.data.extractors import Dinov2Backend, PatchPoolBackend, make_backend
 from learnlib.slat.data.features import (
     RenderedViews,
