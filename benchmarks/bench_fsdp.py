@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from machine import append_results, cpu_model
+from machine import Figure, append_results, cpu_model
 
 from learnlib.train.distributed import DistInfo
 from learnlib.train.local_ddp import free_port
@@ -113,7 +113,9 @@ def main() -> None:
         f"{args.warmup} warm-up steps, then {args.steps} timed steps, each run once (not interleaved).\n"
         f"Machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}; "
         f"load average at the end {os.getloadavg()[0]:.1f}.\n\n{table}"
-    ))
+    ), [Figure("bench_fsdp", "ViT depth 4 (7.4 M parameters), 2 gloo ranks: parameters held per rank",
+               f"{rows[3][3]:.2f} M (FSDP)", f"{rows[2][3]:.2f} M (DDP)", f"{rows[2][3] / rows[3][3]:.2f}x",
+               f"{cpu_model()}, 2 ranks x 1 thread")])
 
 
 if __name__ == "__main__":

@@ -11,17 +11,28 @@
     (the `slat_vae` task's step, bf16, AdamW, checkpointing as configured and off; 4 objects x 8,192
     voxels, one view of 512 px, LPIPS off), beside learnlib.memory's voxel-budget estimate, whose
     calibration (CPU, a minute at full width) is timed in the table (benchmarks/slat_gpu_step.py).
+(f) The GPU tests (`pytest -m gpu`): their pass/skip/fail summary.
 Contenders whose package is missing (gsplat, flash_attn) are reported as skipped.
 
-    python benchmarks/bench_gpu.py                 # on a CUDA machine; appends to RESULTS.md
-    python benchmarks/bench_gpu.py --smoke         # tiny sizes on CPU: checks the script runs
+Every table goes to one file, OUT_DIR/gpu_check.md, rewritten after each section, so a run cut
+short (a lent GPU comes with about 15 minutes in all) still leaves what it measured. Sections
+share a time budget (--budget-s, 540 s by default: the whole run stays under 10 minutes on one
+H100); a section that would start after the budget is listed as skipped.
+
+    python benchmarks/bench_gpu.py OUT_DIR                    # on a CUDA machine (make gpu-check)
+    python benchmarks/bench_gpu.py OUT_DIR --append-results   # ... and append the tables to RESULTS.md
+    python benchmarks/bench_gpu.py OUT_DIR --dry-run          # CPU, tiny sizes, gsplat and flash-attn
+                                                              # through the tests' stand-ins (make test)
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +47,7 @@ from learnlib.sparse import SparseTensor, partitioned_self_attention
 from learnlib.sparse.windows import sparse_window_partition
 from learnlib.splat import orbit_cameras, rasterize
 
+ROOT = Path(__file__).resolve().parents[1]
 PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.4, "H200": 989.4, "A100": 312.0}
 
 
@@ -112,7 +124,7 @@ def bench_vit(device: torch.device, smoke: bool, repeats: int, peak: float | Non
 
 
 def bench_rasterizer(device: torch.device, smoke: bool, repeats: int) -> list[str]:
-    n, sizes = (2_000, (32,)) if smoke else (50_000, (64, 256, 512))
+    n, sizes = (300, (32,)) if smoke else (50_000, (64, 256, 512))
     params = [t.detach().to(device).requires_grad_() for t in scene(n)]  # the CPU benchmark's scene
     rows = []
     for size in sizes:
@@ -120,8 +132,6 @@ def bench_rasterizer(device: torch.device, smoke: bool, repeats: int) -> list[st
         viewmats, Ks = cams.viewmats.to(device), cams.Ks.to(device)
         times, images = {}, {}
         for backend in ("torch", "gsplat"):
-            if backend == "gsplat" and device.type != "cuda":
-                continue
 
             def step(backend=backend) -> None:
                 for p in params:
@@ -132,9 +142,9 @@ def bench_rasterizer(device: torch.device, smoke: bool, repeats: int) -> list[st
 
             try:
                 times[backend] = median_seconds(step, device, repeats)
-            except ImportError as error:
+            except (ImportError, ValueError) as error:  # gsplat missing, or no CUDA
                 times[backend] = None
-                rows.append(f"| {size}x{size} | gsplat skipped: {error} | | | |")
+                rows.append(f"| {size}x{size} | gsplat skipped: {str(error).splitlines()[0]} | | | |")
         ratio = (f"{times['torch'] / times['gsplat']:.1f}x" if times.get("gsplat") else "n/a")
         diff = ((images["torch"] - images["gsplat"]).abs().max().item() if "gsplat" in images else float("nan"))
         gsplat_ms = f"{times['gsplat'] * 1e3:.2f}" if times.get("gsplat") else "n/a"
@@ -205,34 +215,97 @@ def bench_memory(device: torch.device, smoke: bool) -> list[str]:
     return header + rows
 
 
-def main() -> None:
+def gpu_tests(out_dir: Path, dry_run: bool, timeout: float) -> list[str]:
+    """`pytest -m gpu` (collection only in a dry run, where CUDA is absent): its summary line and skips."""
+    marked = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
+                    if "mark.gpu" in p.read_text())
+    cmd = [sys.executable, "-m", "pytest", *marked, "-m", "gpu", "-p", "no:nbval", "-o", "addopts=", "-q", "-rs",
+           "-p", "no:cacheprovider", f"--junitxml={out_dir / 'gpu_tests.xml'}"]
+    if dry_run:
+        cmd.append("--collect-only")
+    try:
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=max(timeout, 30), check=False)
+        lines = [line for line in done.stdout.splitlines() if line.strip()]
+        summary = lines[-1] if lines else f"pytest exited {done.returncode} without output"
+        code = done.returncode
+    except subprocess.TimeoutExpired:
+        summary, code = f"stopped after {timeout:.0f} s (time budget)", -1
+    rows = [f"| {len(marked)} files | {summary.strip('= ')} | {code} |"]
+    return ["| GPU tests (pytest -m gpu) | summary | exit code |", "|---|---|---:|"] + rows
+
+
+def install_stand_ins():
+    """Dry run: gsplat's rasterization and the flash-attn calls through the tests' CPU stand-ins."""
+    import pytest
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import flash_attn_stand_in
+    import gsplat_cpu
+
+    patch = pytest.MonkeyPatch()
+    gsplat_cpu.install(patch)
+    flash_attn_stand_in.install(patch)
+    return patch
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes on CPU; nothing is written")
+    parser.add_argument("out_dir", type=Path, help="folder for gpu_check.md (created)")
+    parser.add_argument("--dry-run", "--smoke", dest="dry_run", action="store_true",
+                        help="tiny sizes on CPU, gsplat and flash-attn through the tests' stand-ins")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--budget-s", type=float, default=540.0, help="time for all sections together")
     parser.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak, when not detected")
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
-    device = torch.device("cpu" if args.smoke else "cuda")
+    parser.add_argument("--append-results", action="store_true", help="also append the tables to RESULTS.md")
+    args = parser.parse_args(argv)
+    device = torch.device("cpu" if args.dry_run else "cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("bench_gpu.py needs a CUDA device (use --smoke to check the script on CPU)")
-    repeats = 2 if args.smoke else args.repeats
+        raise SystemExit("bench_gpu.py needs a CUDA device (use --dry-run to check the script on CPU)")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    out_file = args.out_dir / "gpu_check.md"
+    start = time.perf_counter()
+    repeats = 2 if args.dry_run else args.repeats
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
+        machine = f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
+    else:
+        machine = f"CPU dry run ({cpu_model()}): gsplat and flash-attn through the tests' stand-ins"
+    patch = install_stand_ins() if args.dry_run else None
     peak = peak_tflops(device, args.peak_tflops)
-    sections = [bench_vit(device, args.smoke, repeats, peak), bench_rasterizer(device, args.smoke, repeats),
-                bench_sparse_attention(device, args.smoke, repeats), bench_memory(device, args.smoke),
-                bench_slat_vae(device, args.smoke, min(repeats, 5))]
-    text = "\n\n".join("\n".join(lines) for lines in sections)
+    sections = [
+        ("ViT training step", lambda: bench_vit(device, args.dry_run, repeats, peak)),
+        ("rasterizer", lambda: bench_rasterizer(device, args.dry_run, repeats)),
+        ("sparse attention", lambda: bench_sparse_attention(device, args.dry_run, repeats)),
+        ("training memory", lambda: bench_memory(device, args.dry_run)),
+        ("SLat VAE step", lambda: bench_slat_vae(device, args.dry_run, min(repeats, 5))),
+        ("GPU tests", lambda: gpu_tests(args.out_dir, args.dry_run, args.budget_s - (time.perf_counter() - start))),
+    ]
+    header = (f"# make gpu-check\n\n`python benchmarks/bench_gpu.py{' --dry-run' if args.dry_run else ''}`; "
+              f"median of {repeats} runs after two warm-ups. Machine: {machine}; host CPU {cpu_model()}; "
+              f"torch {torch.__version__}; bf16 peak used for MFU: {peak} TFLOP/s.\n")
+    tables, failed = [], 0
+    try:
+        for title, run in sections:
+            used = time.perf_counter() - start
+            if used > args.budget_s:
+                tables.append(f"{title}: skipped (time budget of {args.budget_s:.0f} s used: {used:.0f} s)")
+            else:
+                try:
+                    tables.append("\n".join(run()))
+                except Exception as error:  # noqa: BLE001 (one broken section must not hide the others)
+                    failed += 1
+                    tables.append(f"{title}: FAILED: {type(error).__name__}: {str(error).splitlines()[0]}")
+            out_file.write_text(header + "\n" + "\n\n".join(tables) + "\n")
+    finally:
+        if patch is not None:
+            patch.undo()
+    text = "\n\n".join(tables)
     print(text)
-    if args.smoke or args.no_write:
-        return
-    gpu = torch.cuda.get_device_name(device)
-    append_results("GPU benchmarks", (
-        f"`python benchmarks/bench_gpu.py`; median of {repeats} runs after two warm-ups. Machine: {gpu} "
-        f"(bf16 peak used for MFU: {peak} TFLOP/s), host CPU {cpu_model()}, torch {torch.__version__}, "
-        f"CUDA {torch.version.cuda}.\n\n{text}\n"
-    ))
+    print(f"wrote {out_file} in {time.perf_counter() - start:.0f} s")
+    if args.append_results and not args.dry_run:
+        append_results("GPU benchmarks", f"{header.split(chr(10), 2)[2]}\n{text}\n")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -20,7 +20,7 @@ import statistics
 import time
 
 import torch
-from machine import append_results, cpu_model
+from machine import Figure, append_results, cpu_model
 
 from learnlib.splat import composite_front_to_back, gaussian_alpha, orbit_cameras, rasterize
 
@@ -48,7 +48,7 @@ def render_dense(params, cams):
     opacities, colors = params[3], params[4]
     _, _, info = rasterize(*params, cams.viewmats, cams.Ks, SIZE, SIZE, backend="torch")
     order = torch.argsort(info["depths"][0].detach())
-    order = order[info["radii"][0, order] > 0]
+    order = order[(info["radii"][0, order] > 0).all(-1)]
     ys, xs = torch.meshgrid(torch.arange(SIZE, dtype=torch.float32), torch.arange(SIZE, dtype=torch.float32),
                             indexing="ij")
     pix = torch.stack([xs, ys], -1).reshape(-1, 1, 2) + 0.5  # (P, 1, 2)
@@ -118,7 +118,12 @@ def main() -> None:
         append_results("Gaussian rasterizer, CPU", (
             f"`python benchmarks/bench_rasterizer.py --repeats {args.repeats}`; median of {args.repeats} "
             f"runs; one camera, {SIZE}x{SIZE}, random Gaussians in the unit cube seen from distance 2.\n"
-            f"Machine: {machine}.\n\n{table}\n"))
+            f"Machine: {machine}.\n\n{table}\n"), [
+            Figure("bench_rasterizer: 50k Gaussians", f"torch rasterizer, 50k Gaussians, {SIZE}x{SIZE}, forward + backward",
+                   f"{total_50k:.3f} s", "", "", f"{cpu_model()}, {torch.get_num_threads()} threads"),
+            Figure("bench_rasterizer: vs dense", f"2k Gaussians, {SIZE}x{SIZE}, forward + backward",
+                   f"{ref_total:.3f} s (tiled)", f"{dense_total:.3f} s (dense: all pixels x all Gaussians)",
+                   f"{dense_total / ref_total:.1f}x", f"{cpu_model()}, {torch.get_num_threads()} threads")])
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import os
 import time
 
 import torch
-from machine import append_results, best_times, cpu_model
+from machine import Figure, append_results, best_times, cpu_model
 
 from learnlib.sparse import (
     SparseTensor,
@@ -152,10 +152,16 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     machine = (f"{cpu_model()}, {os.cpu_count()} cores, torch.set_num_threads({THREADS}), torch {torch.__version__}, "
                f"1-min load average at the end {load:.1f}")
+    figures = []
+    for key, test in (("bench_sparse: window partition", lambda r: r[0].startswith("window partition")),
+                      ("bench_sparse: windowed attention", lambda r: r[3] == "sdpa (length-bucketed)")):
+        what, peer, tp, ours, to = [r for r in rows if test(r)][-1]  # the largest case
+        figures.append(Figure(key, what, f"{to:.4f} s ({ours})", f"{tp:.4f} s ({peer})", f"{tp / to:.1f}x",
+                              f"{cpu_model()}, {THREADS} threads"))
     append_results("Sparse: window partition and windowed attention", (
         f"Machine: {machine}. Script: `benchmarks/bench_sparse.py` (best of 5 interleaved runs after a warm-up, "
         f"seconds; surface-like voxels: thin spherical shells).\n\n{table}\n" + "".join(f"- {n}\n" for n in notes)
-    ))
+    ), figures)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import os
 import platform
 
 import torch
-from machine import append_results, cpu_model, timed
+from machine import Figure, append_results, cpu_model, timed
 
 from learnlib.var import VAR, autoregressive_sample, var_loss
 from learnlib.vq import MultiScaleResidualQuantizer
@@ -113,7 +113,10 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        append_results("VAR sampling: KV cache vs recompute, and training steps, CPU", text)
+        append_results("VAR sampling: KV cache vs recompute, and training steps, CPU", text, [Figure(
+            "bench_var_kv_cache", f"VAR sampling, depth {args.depth}, VAR's 10-scale schedule",
+            f"{rows[0][2][0]:.3f} s (KV cache)", f"{rows[0][3][0]:.3f} s (recompute)", f"{wall_x:.2f}x",
+            f"{cpu_model()}, {threads} threads")])
 
 
 if __name__ == "__main__":

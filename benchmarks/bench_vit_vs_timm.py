@@ -26,7 +26,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from machine import append_results, cpu_model
+from machine import Figure, append_results, cpu_model
 
 from learnlib.models import count_parameters, create
 
@@ -99,7 +99,10 @@ def main() -> None:
             f"- same weights: max |logit difference| {max_diff:.1e} before training\n\n{table}\n")
     print(body)
     if not args.no_write:
-        append_results("ViT training step: learnlib vs timm (CPU)", body)
+        append_results("ViT training step: learnlib vs timm (CPU)", body, [Figure(
+            "bench_vit_vs_timm", f"{args.model} training step, {args.img_size} px, batch {args.batch}",
+            f"{rate['learnlib']:.2f} images/s", f"{rate['timm']:.2f} images/s (timm)", f"{ratio:.3f}",
+            f"{cpu_model()}, {args.threads} threads")])
 
 
 if __name__ == "__main__":

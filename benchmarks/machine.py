@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
 import platform
 import statistics
 import time
 from pathlib import Path
+
+from results import Figure, record  # noqa: F401 (Figure: for the scripts)
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
@@ -55,8 +56,7 @@ def best_wall_and_cpu(fns: dict, repeats: int) -> dict[str, tuple[float, float]]
     return best
 
 
-def append_results(title: str, body: str) -> None:
-    """Append a section "## title (today)" with `body` to benchmarks/RESULTS.md, in one write."""
-    with RESULTS.open("a") as fh:
-        fh.write(f"\n## {title} ({datetime.date.today().isoformat()})\n\n{body.rstrip()}\n")
-    print(f"appended to {RESULTS}")
+def append_results(title: str, body: str, figures=()) -> None:
+    """Append a section "## title (today)" with `body` to benchmarks/RESULTS.md and update the rows of
+    `figures` (results.Figure) in its current-figures table, in one write."""
+    record(title, body, figures, RESULTS)

@@ -17,3 +17,24 @@ def pytest_collection_modifyitems(config, items):
 def _seed_everything():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def gsplat_on_cpu(monkeypatch):
+    """gsplat's own `rasterization` runs on CPU: its CUDA calls go to torch stand-ins (tests/gsplat_cpu.py)."""
+    import gsplat_cpu
+
+    gsplat_cpu.install(monkeypatch)
+    yield
+
+
+@pytest.fixture
+def flash_attn_on_cpu(monkeypatch):
+    """`import flash_attn` gives the contract-checking stand-in (tests/flash_attn_stand_in.py); flash runs on CPU."""
+    import flash_attn_stand_in
+
+    import learnlib.nn.backends as backends
+
+    flash_attn_stand_in.install(monkeypatch)
+    yield flash_attn_stand_in.calls
+    backends.flash_attn_available.cache_clear()

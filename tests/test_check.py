@@ -49,3 +49,21 @@ def test_evaluate_grader_detects_train_mode():
         return correct / sum(len(y) for _, y in loader)
 
     assert not check.evaluate(train_mode_eval)
+
+
+def test_demo_reports_a_stub_in_one_line_and_lets_other_errors_through(capsys):
+    from learnlib import check
+
+    def stub(*args):
+        raise NotImplementedError("exercise: write your code here")
+
+    with check.demo("pack_batches"):
+        stub(1)
+        raise AssertionError("not reached")
+    assert "not implemented yet" in capsys.readouterr().out
+    with check.demo("pack_batches"):
+        print("ran")
+    assert capsys.readouterr().out == "ran\n"
+    import pytest
+    with pytest.raises(ValueError), check.demo("pack_batches"):
+        raise ValueError("a real error still stops the cell")

@@ -93,3 +93,12 @@ def test_kl_rejects_per_element_and_detached_results():
 def test_kl_stub_is_not_implemented():
     result = check.diagonal_gaussian_kl(not_implemented)
     assert not result and "not implemented yet" in result.message
+
+
+def test_kl_and_gaussian_params_failures_show_their_inputs():
+    result = check.diagonal_gaussian_kl(lambda m, lv: 0.5 * (m * m + lv.exp() - lv - 1).sum())
+    assert "input mean = [[" in result.message and "input logvar = [[" in result.message
+    result = check.diagonal_gaussian_kl(lambda m, lv: (m * m).mean() + 1.0)
+    assert "input mean = [[" in result.message and "expected:" in result.message and "received:" in result.message
+    result = check.gaussian_params(lambda *a: written_out_params(*a, atanh=False))
+    assert "input coords = [[" in result.message and "input voxel_size = 1.5" in result.message

@@ -12,14 +12,17 @@ def library_answer(coord, resolution, feature_maps, cameras):
     return project_voxel_features(feature_maps, voxel_centres(coord[None], resolution), cameras)[0]
 
 
-def written_out(coord, resolution, feature_maps, cameras, align_corners=False, half=0.5, pixel=False):
+def written_out(coord, resolution, feature_maps, cameras, align_corners=False, half=0.5, pixel=False,
+                map_size=False, divide=True):
     centre = -0.5 + (coord.float() + half) / resolution  # (3,)
     feats = []
     for v in range(len(cameras)):
         x, y, z = cameras.viewmats[v, :3, :3] @ centre + cameras.viewmats[v, :3, 3]
         K = cameras.Ks[v]
-        u, w = K[0, 0] * x / z + K[0, 2], K[1, 1] * y / z + K[1, 2]
-        grid = torch.stack([u, w]) if pixel else torch.stack([2 * u / cameras.width - 1, 2 * w / cameras.height - 1])
+        depth = z if divide else 1.0
+        u, w = K[0, 0] * x / depth + K[0, 2], K[1, 1] * y / depth + K[1, 2]
+        width, height = feature_maps.shape[-1:-3:-1] if map_size else (cameras.width, cameras.height)
+        grid = torch.stack([u, w]) if pixel else torch.stack([2 * u / width - 1, 2 * w / height - 1])
         sample = F.grid_sample(feature_maps[v:v + 1], grid.view(1, 1, 1, 2), align_corners=align_corners)
         feats.append(sample.flatten())  # (C,)
     return torch.stack(feats).mean(0)
@@ -36,9 +39,18 @@ def test_project_voxel_features_accepts_library_and_written_out_answer():
 
 def test_project_voxel_features_names_align_corners_and_pixel_grid():
     result = check.project_voxel_features(lambda *a: written_out(*a, align_corners=True))
-    assert not result and "align_corners=True" in result.message
+    assert not result and "align_corners=True" in result.message and "input coord" in result.message
     result = check.project_voxel_features(lambda *a: written_out(*a, pixel=True))
-    assert not result and "pixel positions" in result.message
+    assert not result and ("pixel positions" in result.message or "outside [-1, 1]" in result.message)
+
+
+def test_project_voxel_features_does_not_misname_map_size_or_missing_divide():
+    for wrong, name in (({"map_size": True}, "feature map's size"), ({"divide": False}, "perspective divide")):
+        result = check.project_voxel_features(lambda *a, wrong=wrong: written_out(*a, **wrong))
+        assert not result and "grid_sample got pixel positions" not in result.message
+        named = name in result.message
+        shown = "input coord" in result.message and "expected:" in result.message and "received:" in result.message
+        assert named or shown, result.message
 
 
 def test_project_voxel_features_names_missing_half_voxel_offset():

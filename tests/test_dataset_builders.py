@@ -2,8 +2,8 @@
 
 import pytest
 
-from learnlib.data import DATASETS, build_datasets
 from learnlib.configs.compose import compose, list_experiments
+from learnlib.data import DATASETS, build_datasets
 
 BUILT_IN = ("digits", "image_folder", "slat")
 

@@ -125,3 +125,19 @@ def test_rectangular_targets_keep_the_aspect_ratio_until_the_crop():
     assert crop(img).size == (16, 8)
     with pytest.raises(ValueError, match=r"at least 8x2 \(width x height\), got 6x4"):
         CenterCrop((2, 8))(img)
+
+
+def test_splits_with_different_class_folders_are_refused_naming_the_difference(tmp_path):
+    from learnlib.data.image_datasets import build_image_folder
+
+    for split in ("train", "val"):
+        for label, value in (("cat", 10), ("dog", 20)):
+            _write(tmp_path / split / label / "a.png", value=value)
+    (tmp_path / "train" / "aardvark").mkdir()  # empty: it would make cat 1 in train but 0 in val
+    cfg = {"root": str(tmp_path), "image_size": 8}
+    with pytest.raises(ValueError, match=r"hold different class folders \(only in train/: aardvark; only in val/: -\)"):
+        build_image_folder(**cfg)
+    (tmp_path / "val" / "aardvark").mkdir()
+    train, val = build_image_folder(**cfg)
+    assert train.classes == val.classes == ["aardvark", "cat", "dog"]
+    assert [label for _, label in train.samples] == [label for _, label in val.samples] == [1, 2]

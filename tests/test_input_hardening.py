@@ -249,7 +249,7 @@ def test_rasterize_zero_gaussians_equals_a_fully_culled_scene(render_mode, with_
     assert alphas.shape == (2, H, W, 1) and not alphas.any()
     if with_background and render_mode == "RGB":
         assert torch.equal(colors, backgrounds[:, None, None, :].expand(2, H, W, 3))
-    assert info["means2d"].shape == (2, 0, 2) and info["radii"].shape == (2, 0) and info["n_intersections"] == 0
+    assert info["means2d"].shape == (2, 0, 2) and info["radii"].shape == (2, 0, 2) and info["n_intersections"] == 0
 
 
 def test_rasterize_zero_gaussians_with_per_camera_colors():

@@ -5,14 +5,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import torch.multiprocessing as mp
 import yaml
 from hydra import initialize_config_module
 
 from learnlib.configs.compose import CONFIG_MODULE, list_experiments
 from learnlib.errors import ConfigError
 from learnlib.train.__main__ import main
-from learnlib.train.local_ddp import free_port
+from learnlib.train.local_ddp import spawn_ranks
+from learnlib.train.run_dir import lock_folder, unlock_folder
 from learnlib.train.sweep import expand
 
 TINY = ["experiment=mlp_digits", "trainer.max_steps=2", "trainer.batch_size=8", "trainer.eval_every=2",
@@ -125,9 +125,55 @@ def test_the_default_sweep_folder_is_runs_multirun_name_time(monkeypatch, tmp_pa
     assert [j["run_dir"] for j in summary(folder)] == [str(Path("runs/multirun/mlp_digits") / folder.name / "0")]
 
 
-def _rank(rank: int, world_size: int, port: int, folder: str) -> None:
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world_size), "OMP_NUM_THREADS": "1"})
+def test_resuming_a_finished_sweep_keeps_every_record(capsys, tmp_path):
+    assert main(["-m", *TINY, "seed=0,1", f"sweep_dir={tmp_path}"]) == 0
+    before = summary(tmp_path)
+    assert all(job["metrics"] for job in before)
+    assert main(["-m", *TINY, "seed=0,1", f"sweep_dir={tmp_path}", "resume=true"]) == 0
+    assert summary(tmp_path) == before
+
+
+def test_an_interrupted_sweep_resumes_started_jobs_and_starts_the_others(capsys, monkeypatch, tmp_path):
+    from learnlib.tasks import Classification
+
+    args = ["-m", *TINY, "trainer.max_steps=4", "seed=0,1,2", f"sweep_dir={tmp_path}"]
+    original = Classification.training_loss
+    calls = {"n": 0}
+
+    def ctrl_c_in_job_2(self, model, batch):  # job 2's step 4, after its step-2 checkpoint
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise KeyboardInterrupt
+        return original(self, model, batch)
+
+    monkeypatch.setattr(Classification, "training_loss", ctrl_c_in_job_2)
+    assert main(args) == 130
+    assert "resume=true" in capsys.readouterr().err
+    first, second, third = summary(tmp_path)
+    assert (first["status"], second["status"], third["status"]) == ("ok", "interrupted", "pending")
+    assert not (tmp_path / "2_seed=2").exists()
+    monkeypatch.setattr(Classification, "training_loss", original)
+    assert main([*args, "resume=true"]) == 0
+    jobs = summary(tmp_path)
+    assert jobs[0] == first  # the finished job's record is kept, its metrics included
+    assert [(j["status"], j["steps"]) for j in jobs] == [("ok", 4)] * 3 and all(j["metrics"] for j in jobs)
+    with open(tmp_path / "1_seed=1/metrics.csv") as handle:  # job 2 went on from its step-2 checkpoint
+        assert [line.split(",")[0] for line in handle if "val/loss" in line] == ["2", "4"]
+
+
+def test_a_second_sweep_on_a_busy_sweep_folder_is_refused(capsys, tmp_path):
+    holder = lock_folder(tmp_path, "sweep folder", "sweep_dir")
+    try:
+        assert main(["-m", *TINY, "seed=0,1", f"sweep_dir={tmp_path}", "overwrite=true"]) == 1
+    finally:
+        unlock_folder(holder)
+    err = capsys.readouterr().err
+    assert f"sweep folder {tmp_path} is in use by another sweep (pid {os.getpid()}" in err
+    assert "pass another sweep_dir=..." in err and not (tmp_path / "multirun.yaml").exists()
+    assert main(["-m", *TINY, f"sweep_dir={tmp_path}"]) == 0  # free again once released
+
+
+def _rank(rank: int, folder: str) -> None:
     os.chdir(folder)
     from learnlib.train import multirun
 
@@ -141,7 +187,7 @@ def _rank(rank: int, world_size: int, port: int, folder: str) -> None:
 
 @pytest.mark.slow  # two spawned processes: about 20 s
 def test_every_rank_runs_the_same_jobs_in_rank_0s_folder(tmp_path):
-    mp.start_processes(_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True, start_method="spawn")
+    spawn_ranks(_rank, 2, str(tmp_path))
     sweep = Path("runs/multirun/mlp_digits/dated-by-rank-0")
     expected = {"code": 0, "run_dirs": [str(sweep / "0_seed=0"), str(sweep / "1_seed=1")]}
     for rank in (0, 1):

@@ -12,7 +12,6 @@ import os
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 from torch.distributed.checkpoint.state_dict import (
@@ -28,7 +27,7 @@ from learnlib.nn.optim import build_optimizer
 from learnlib.train.checkpoint import FORMAT, atomic_save, rng_state, set_rng_state
 from learnlib.train.dcp import convert_single_file, load_sharded, save_sharded
 from learnlib.train.distributed import DistInfo
-from learnlib.train.local_ddp import free_port
+from learnlib.train.local_ddp import spawn_ranks
 from learnlib.train.sharding import (
     accumulation_context,
     clip_grad_norm,
@@ -205,16 +204,6 @@ def _gather_rows(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)  # (B, ...)
 
 
-def _worker(rank: int, port: int, out: str) -> None:
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"})
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        _scenarios(rank, out)
-    finally:
-        dist.destroy_process_group()
-
 
 
 # ---------------------------------------------------------------- fixtures
@@ -231,7 +220,8 @@ def runs(tmp_path_factory):
     save_sharded(out / "one_rank_step3", model, optimizer, _extra(3, scheduler))
     norms += _train(model, optimizer, scheduler, range(3, STEPS))
     one["step6"], one["norms"] = _full_state(model, optimizer), norms
-    mp.start_processes(_worker, args=(free_port(), str(out)), nprocs=2, join=True, start_method="spawn")
+    assert not dist.is_initialized()  # no group left by an earlier test: the reference is one process
+    spawn_ranks(_scenarios, 2, str(out))  # a file rendezvous, and each rank leaves in a fixed order
     return out, one, torch.load(out / "two_rank.pt", weights_only=False)
 
 

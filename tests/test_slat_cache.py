@@ -76,3 +76,16 @@ def test_missing_object_and_cache_dir_are_clear_errors(tmp_path):
         SLatCache(tmp_path).load("absent", {})
     with pytest.raises(ValueError, match="cache directory"):
         SLatCache(None)
+
+
+def test_cache_files_get_the_users_normal_permissions(tmp_path):
+    """Written like checkpoints (temporary file + rename), with 0o666 less the umask, not mkstemp's 0o600."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = SLatCache(tmp_path).save(make_object(), {"resolution": 16})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert not list(tmp_path.glob("*.tmp"))

@@ -122,7 +122,8 @@ def _isotropic(f=100.0, z=2.0, sigma_px2=4.0, eps2d=0.3, opacity=0.8, W=32):
 
 def test_isotropic_gaussian_peak_and_footprint():
     colors, alphas, info = rasterize(*_isotropic())
-    assert info["backend"] == "torch" and info["radii"][0, 0].item() == 7  # ceil(3 sqrt(4 + 0.1)), gsplat's padded eigenvalue
+    # gsplat 1.5: ceil(min(3.33, sqrt(2 ln(0.8 * 255))) * sqrt(Sigma_xx = 4)) = ceil(6.52) per axis
+    assert info["backend"] == "torch" and info["radii"][0, 0].tolist() == [7, 7]
     torch.testing.assert_close(alphas[0, 16, 16, 0], torch.tensor(0.8))
     torch.testing.assert_close(colors[0, 16, 16], 0.8 * torch.tensor([0.2, 0.6, 1.0]))
     # sigma_px = 2: one sigma away (two pixels) the alpha is exp(-1/2) of the peak, in x and in y.
@@ -189,6 +190,18 @@ def test_near_plane_culls_gaussians_behind_the_camera():
     assert (info["radii"] == 0).all() and alpha.abs().max() == 0
 
 
+def test_rasterize_refuses_non_finite_colors():
+    means, quats, scales, opacities, colors = _scene(4, torch.float32, seed=2)
+    view, K = _camera()
+    colors[2, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"colors\[2\].*not finite"):
+        rasterize(means, quats, scales, opacities, colors, view, K, 16, 16)
+    per_camera = torch.rand(1, 4, 3)
+    per_camera[0, 3, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"colors\[3\].*not finite"):
+        rasterize(means, quats, scales, opacities, per_camera, view, K, 16, 16)
+
+
 def test_matches_naive_per_pixel_compositing():
     """Two cameras, per-camera colours, backgrounds: equal to a per-pixel loop over sorted Gaussians."""
     means, quats, scales, opacities, _ = _scene(12, torch.float32, seed=1)
@@ -202,7 +215,7 @@ def test_matches_naive_per_pixel_compositing():
                                  tile_size=4)
     for c in range(2):
         order = torch.argsort(info["depths"][c])
-        order = order[info["radii"][c, order] > 0]
+        order = order[(info["radii"][c, order] > 0).all(-1)]
         ys, xs = torch.meshgrid(torch.arange(12.0), torch.arange(20.0), indexing="ij")
         pix = torch.stack([xs, ys], -1).reshape(-1, 1, 2) + 0.5  # (P, 1, 2)
         a = gaussian_alpha(pix - info["means2d"][c, order], info["conics"][c, order], opacities[order])
@@ -268,10 +281,13 @@ def test_parity_with_gsplat():
     view0, K = _camera(W=48, H=32, f=40.0)
     view1 = look_at(torch.tensor([0.3, -0.2, -0.4]), (0, 0, 3.5), up=(0, -1, 0))[None]
     args = [t.cuda() for t in (means, quats, scales, opacities, colors, torch.cat([view0, view1]), K.expand(2, 3, 3))]
+    bg = torch.tensor([[0.1, 0.2, 0.3], [0.9, 0.8, 0.7]], device="cuda")
     for antialiased in (False, True):
-        ref, ref_a, _ = rasterize(*args, 48, 32, backend="torch", antialiased=antialiased, render_mode="RGB+ED")
+        ref, ref_a, ref_info = rasterize(*args, 48, 32, backend="torch", antialiased=antialiased,
+                                         render_mode="RGB+ED", backgrounds=bg)
         out, out_a, info = rasterize(*args, 48, 32, backend="gsplat", antialiased=antialiased,
-                                     render_mode="RGB+ED")
-        assert info["backend"] == "gsplat"
-        torch.testing.assert_close(out_a, ref_a, atol=2e-3, rtol=0)
-        torch.testing.assert_close(out[..., :3], ref[..., :3], atol=2e-3, rtol=0)
+                                     render_mode="RGB+ED", backgrounds=bg)
+        assert info["backend"] == "gsplat" and set(info) == set(ref_info)
+        assert torch.equal(info["radii"], ref_info["radii"])  # the same footprint rule (gsplat 1.5)
+        torch.testing.assert_close(out_a, ref_a, atol=1e-4, rtol=0)
+        torch.testing.assert_close(out[..., :3], ref[..., :3], atol=1e-4, rtol=0)

@@ -1,7 +1,6 @@
 """The trainer under FSDP2 (2 gloo ranks): same weights as one process, exact resume from a sharded
 checkpoint after a crash, activation checkpointing with unchanged gradients, clear errors."""
 
-import os
 
 import pytest
 import torch
@@ -13,7 +12,7 @@ from learnlib.nn.optim import build_optimizer
 from learnlib.train import ConfigError, compose, fit
 from learnlib.train.checkpoint import load_checkpoint
 from learnlib.train.dcp import load_sharded
-from learnlib.train.local_ddp import free_port
+from learnlib.train.local_ddp import spawn_ranks
 
 ARGS = ["+model.drop_path_rate=0.0", "data.max_shift=0", "trainer.max_steps=6", "trainer.batch_size=32", "trainer.eval_every=3",
         "trainer.checkpoint_every=3", "trainer.warmup_steps=2", "trainer.progress=false",
@@ -21,9 +20,7 @@ ARGS = ["+model.drop_path_rate=0.0", "data.max_shift=0", "trainer.max_steps=6", 
 
 
 
-def _rank_main(rank: int, port: int, cfg_yaml: str, crash_at_call: int) -> None:
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "LOCAL_RANK": str(rank), "WORLD_SIZE": "2"})
+def _rank_main(rank: int, cfg_yaml: str, crash_at_call: int) -> None:
     from learnlib.tasks import Classification
 
     if crash_at_call:
@@ -40,8 +37,7 @@ def _rank_main(rank: int, port: int, cfg_yaml: str, crash_at_call: int) -> None:
 
 
 def run_two_ranks(cfg, crash_at_call: int = 0) -> None:
-    mp.start_processes(_rank_main, args=(free_port(), OmegaConf.to_yaml(cfg), crash_at_call), nprocs=2,
-                       join=True, start_method="spawn")
+    spawn_ranks(_rank_main, 2, OmegaConf.to_yaml(cfg), crash_at_call)
 
 
 def sharded_weights(folder, cfg) -> dict:
@@ -60,6 +56,18 @@ def test_fsdp_two_ranks_match_one_process_and_resume_exactly(tmp_path):
     reference = load_checkpoint(single.checkpoint)["model"]
     for key, value in reference.items():
         torch.testing.assert_close(sharded[key], value, atol=1e-5, rtol=0, msg=key)
+
+    # the two-rank sharded checkpoint resumes in one process (DCP loads it into the unsharded model)
+    one_process = OmegaConf.merge(fsdp_cfg, {"resume": True, "trainer": {"strategy": "ddp"}})
+    finished = fit(one_process)
+    assert finished.already_complete and finished.steps == 6 and finished.metrics == extra["metrics"]
+    longer = fit(OmegaConf.merge(one_process, {"trainer": {"max_steps": 9}}))
+    single_longer = fit(compose("vit_digits", [f"run_dir={tmp_path / 'single'}", *ARGS, "resume=true",
+                                               "trainer.max_steps=9"]))
+    assert longer.steps == single_longer.steps == 9 and longer.checkpoint.is_dir()
+    continued = sharded_weights(longer.checkpoint, fsdp_cfg)[1]
+    for key, value in load_checkpoint(single_longer.checkpoint)["model"].items():
+        torch.testing.assert_close(continued[key], value, atol=1e-4, rtol=0, msg=key)
 
     crashed_cfg = compose("vit_digits", [f"run_dir={tmp_path / 'crashed'}", "trainer.strategy=fsdp", *ARGS])
     with pytest.raises(mp.ProcessExitedException):
@@ -82,8 +90,9 @@ def test_activation_checkpointing_keeps_the_training_run_identical(tmp_path):
 
 
 def test_fsdp_in_one_process_says_how_to_launch(tmp_path):
-    with pytest.raises(ValueError, match="torchrun --nproc_per_node"):
+    with pytest.raises(ConfigError, match=r"torchrun --nproc_per_node=N .*\(N >= 2\).*trainer\.strategy=ddp") as info:
         fit(compose("vit_digits", [f"run_dir={tmp_path}", "trainer.strategy=fsdp", *ARGS]))
+    assert "strategy=none" not in str(info.value)  # the trainer's config has no such choice
 
 
 @pytest.mark.parametrize(("override", "message"), [

@@ -86,6 +86,14 @@ def test_sampler_rejects_mismatched_tokenizer():
         autoregressive_sample(var, vae.quantize, torch.tensor([0]))
 
 
+def test_sampling_zero_labels_is_a_clear_error():
+    vae, var = models()
+    with pytest.raises(ValueError, match=r"labels is empty.*at least one class id"):
+        autoregressive_sample(var, vae.quantize, torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match="labels is empty"):
+        sample_images(var, vae, torch.tensor([], dtype=torch.long))
+
+
 def test_load_pretrained_reports_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="VAR release"):
         load_pretrained(tmp_path / "vae.pth", tmp_path / "var.pth", depth=16, device="cpu")

@@ -18,6 +18,7 @@ _EXPORTS = {
     "CheckResult": "learnlib.check.core",
     "Mismatch": "learnlib.check.core",
     "assert_close": "learnlib.check.core",
+    "demo": "learnlib.check.core",
     "run_check": "learnlib.check.core",
     "evaluate": "learnlib.check.fundamentals",
     "pad_collate": "learnlib.check.fundamentals",
@@ -50,7 +51,7 @@ _EXPORTS = {
 
 __all__ = [
     # machinery
-    "CheckResult", "Mismatch", "assert_close", "run_check", "hint",
+    "CheckResult", "Mismatch", "assert_close", "run_check", "hint", "demo",
     # 00 fundamentals
     "pad_collate", "train_step", "evaluate",
     # 01 vision transformer

@@ -7,6 +7,8 @@ Each chapter module registers its texts with `register_hints({name: (pointer, an
 
 from __future__ import annotations
 
+import importlib
+
 _HINTS: dict[str, tuple[str, str]] = {}
 _FAILED: set[str] = set()
 
@@ -26,8 +28,19 @@ def register_hints(hints: dict[str, tuple[str, str]]) -> None:
         _HINTS[name] = texts
 
 
+def _load_graders(name: str | None = None) -> None:
+    """Import the grader module of exercise `name` (every grader when None): graders load lazily and
+    register their hints on import."""
+    from learnlib.check import _EXPORTS
+
+    modules = {_EXPORTS[name]} if name in _EXPORTS else set() if name is not None else set(_EXPORTS.values())
+    for module in sorted(modules):
+        importlib.import_module(module)
+
+
 def hint_names() -> list[str]:
     """The exercises that have hints, sorted."""
+    _load_graders()
     return sorted(_HINTS)
 
 
@@ -50,6 +63,8 @@ def hint(name: str, level: int = 1) -> Hint:
     """Print and return the hint of exercise `name`: level 1 points the way, level 2 gives the answer
     once `learnlib.check.<name>(...)` has failed at least once in this kernel."""
     if name not in _HINTS:
+        _load_graders(name)
+    if name not in _HINTS:
         raise ValueError(f"no hints for {name!r}; exercises with hints: {', '.join(hint_names())}")
     if level not in (1, 2):
         raise ValueError(f"level must be 1 (a pointer) or 2 (the answer), got {level!r}")
@@ -67,4 +82,5 @@ def hint(name: str, level: int = 1) -> Hint:
 
 def registered_hints() -> dict[str, tuple[str, str]]:
     """A copy of every registered {name: (pointer, answer)}."""
+    _load_graders()
     return dict(_HINTS)

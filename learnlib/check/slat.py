@@ -3,8 +3,8 @@
 `gaussian_params` grades the decoder's output layout -> Gaussian parameters (offset bound and
 Hammersley perturbation); `diagonal_gaussian_kl` grades the KL term. Each runs the learner's
 function and the library (learnlib.slat) on fresh seeded random inputs; when a wrong answer equals
-a typical mistake exactly (no atanh, wrong channel order, KL summed or without the 0.5...), the
-message names it.
+exactly one typical mistake (no atanh, wrong channel order, KL summed or without the 0.5...), the
+message names it; every failing case shows its inputs (small tensors written out, large ones by shape).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from learnlib.check.core import Mismatch, assert_close, expect_tensor_like, run_check, seeded
+from learnlib.check.core import Mismatch, assert_close, expect_tensor_like, failure, run_check, seeded
 from learnlib.check.hints import register_hints
 from learnlib.slat.encoder import diagonal_gaussian_kl as reference_kl
 from learnlib.slat.gaussian_layout import GAUSSIAN_CHANNELS, hammersley_points
@@ -117,11 +117,17 @@ def gaussian_params(fn) -> bool:
                                "before atanh (atanh(points / voxel_size))")
             if _same(got, expected):
                 return
-            for message, knobs in _layout_mistakes(voxel_size):
-                if _same(got, _layout_variant(raw, coords, resolution, points, voxel_size, **knobs)):
-                    raise Mismatch(message)
+            inputs = {"raw": raw, "coords": coords, "resolution": resolution, "points": points,
+                      "voxel_size": voxel_size}
+            fits = [message for message, knobs in _layout_mistakes(voxel_size)
+                    if _same(got, _layout_variant(raw, coords, resolution, points, voxel_size, **knobs))]
+            if len(fits) == 1:
+                raise failure(fits[0], inputs)
             for key in PARAM_KEYS:
-                assert_close(key, got[key], expected[key])
+                try:
+                    assert_close(key, got[key], expected[key])
+                except Mismatch as err:
+                    raise failure(str(err), inputs, expected[key], got[key]) from None
         return run
 
     cases = [case(5, 4, 8, 1.5, 1.0), case(7, 32, 64, 1.5, 1.0), case(3, 8, 16, 2.0, 0.5),
@@ -164,16 +170,21 @@ def diagonal_gaussian_kl(fn) -> bool:
             if not isinstance(got, Tensor):
                 raise Mismatch(f"return a scalar tensor, got {type(got).__name__}")
             got = got.reshape(())
+            inputs = {"mean": mean, "logvar": logvar}
             if not torch.isclose(got.detach(), expected, atol=1e-5, rtol=1e-4):
-                for message, variant in _kl_mistakes(mean, logvar):
-                    if torch.isclose(got.detach(), variant, atol=1e-5, rtol=1e-4):
-                        raise Mismatch(message)
-                assert_close("KL", got.detach(), expected)
+                fits = [message for message, variant in _kl_mistakes(mean, logvar)
+                        if torch.isclose(got.detach(), variant, atol=1e-5, rtol=1e-4)]
+                message = fits[0] if len(fits) == 1 else "the KL differs from the reference"
+                raise failure(message, inputs, expected, got.detach())
             if not got.requires_grad:
                 raise Mismatch("the KL carries no gradient: compute it with torch operations on mean and logvar")
             got.backward()
-            assert_close("d KL / d mean", m.grad, mean / mean.numel())
-            assert_close("d KL / d logvar", lv.grad, 0.5 * (logvar.exp() - 1) / mean.numel())
+            for label, grad, reference in (("d KL / d mean", m.grad, mean / mean.numel()),
+                                           ("d KL / d logvar", lv.grad, 0.5 * (logvar.exp() - 1) / mean.numel())):
+                try:
+                    assert_close(label, grad, reference)
+                except Mismatch as err:
+                    raise failure(str(err), inputs, reference, grad) from None
         return run
 
     cases = [case(6, 8, 1.0), case(50, 8, 0.5), case(3, 2, 2.0), case(100, 16, 1.0), case(1, 8, 1.5)]

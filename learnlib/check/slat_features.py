@@ -2,8 +2,10 @@
 
 The grader runs the learner's function and the library (learnlib.slat.data.projection) on fresh
 seeded random cameras, feature maps and voxels and compares the results. When a wrong answer
-matches a typical mistake exactly (pixel coordinates given to grid_sample, align_corners=True, the
-voxel corner instead of its centre, x and y swapped, a sum instead of the mean...), the message names it.
+fits exactly one typical mistake (align_corners=True, the voxel corner instead of its centre, x and y
+swapped, the feature map's size instead of the image's, no perspective divide...), the message names
+it; when the numbers fit several (pixel positions and a missing divide both land outside [-1, 1], so
+grid_sample returns zeros for both), it shows the inputs, the expected and the received feature.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from learnlib.check.core import Mismatch, assert_close, expect_tensor_like, run_check, seeded
+from learnlib.check.core import Mismatch, expect_tensor_like, failure, run_check, seeded
 from learnlib.check.hints import register_hints
 from learnlib.slat.data.projection import project_voxel_features as reference_projection
-from learnlib.splat.cameras import Cameras, camera_to_pixels, orbit_cameras, world_to_camera_points
+from learnlib.splat.cameras import Cameras, orbit_cameras, world_to_camera_points
 
 __all__ = ["project_voxel_features"]
 
@@ -39,12 +41,13 @@ def _centre(coord: Tensor, resolution: int, offset: float = 0.5) -> Tensor:
 
 def _variant(maps: Tensor, coord: Tensor, resolution: int, cameras: Cameras, *, offset: float = 0.5,
              grid_kind: str = "normalized", align_corners: bool = False, mode: str = "bilinear",
-             reduce: str = "mean") -> Tensor:
+             reduce: str = "mean", divide: bool = True, map_size: bool = False) -> Tensor:
     """One voxel's feature computed with the given (possibly wrong) choices."""
     point = _centre(coord, resolution, offset).float()
-    cam = world_to_camera_points(point[None], cameras.viewmats)  # (V, 1, 3)
-    uv = camera_to_pixels(cam, cameras.Ks)[:, 0]  # (V, 2)
-    size = uv.new_tensor([cameras.width, cameras.height])
+    cam = world_to_camera_points(point[None], cameras.viewmats)[:, 0]  # (V, 3)
+    xy = cam[:, :2] / cam[:, 2:] if divide else cam[:, :2]  # (V, 2)
+    uv = xy * torch.stack([cameras.Ks[:, 0, 0], cameras.Ks[:, 1, 1]], -1) + cameras.Ks[:, :2, 2]
+    size = uv.new_tensor([maps.shape[-1], maps.shape[-2]] if map_size else [cameras.width, cameras.height])
     grid = {"normalized": 2.0 * uv / size - 1.0, "pixel": uv, "unit": uv / size,
             "swapped": (2.0 * uv / size - 1.0).flip(-1)}[grid_kind]  # (V, 2)
     samples = F.grid_sample(maps, grid.view(-1, 1, 1, 2), mode=mode, align_corners=align_corners)  # (V, C, 1, 1)
@@ -65,6 +68,10 @@ _MISTAKES = [
      {"grid_kind": "swapped"}),
     ("the views were summed: average the samples over the views (divide by V)", {"reduce": "sum"}),
     ("nearest-neighbour sampling: sample the patch map bilinearly (mode='bilinear')", {"mode": "nearest"}),
+    (("the pixel position was divided by the feature map's size (w, h): the map covers the whole W x H image, "
+      "so x = 2 u / W - 1 with the image's width W (cameras.width), not the map's"), {"map_size": True}),
+    (("the perspective divide is missing: the camera-space point (x, y, z) lands at pixel u = fx x / z + cx, "
+      "v = fy y / z + cy"), {"divide": False}),
 ]
 
 
@@ -102,12 +109,22 @@ def project_voxel_features(fn) -> bool:
             got = expect_tensor_like(f"feature of voxel {coord.tolist()} at resolution {resolution}", got, expected)
             if torch.allclose(got.float(), expected, atol=1e-4, rtol=1e-4):
                 return
+            fits = []
             for message, choices in _MISTAKES:
                 variant = _variant(maps, coord, resolution, cameras, **choices)
-                if torch.allclose(got.float(), variant, atol=1e-4, rtol=1e-4):
-                    raise Mismatch(message)
-            assert_close(f"feature of voxel {coord.tolist()} at resolution {resolution}", got.float(), expected,
-                         atol=1e-4, rtol=1e-4)
+                if (torch.allclose(got.float(), variant, atol=1e-4, rtol=1e-4)
+                        and not torch.allclose(variant, expected, atol=1e-4, rtol=1e-4)):
+                    fits.append(message)
+            inputs = {"coord": coord, "resolution": resolution,
+                      "feature_maps": f"{tuple(maps.shape)} (V, C, h, w)",
+                      "cameras": f"{len(cameras)} views of {cameras.width} x {cameras.height} pixels"}
+            if len(fits) == 1:  # the numbers fit this one mistake only
+                raise failure(fits[0], inputs)
+            message = f"the feature of voxel {coord.tolist()} differs from the reference"
+            if not got.detach().any():
+                message += (": every sample is zero, which grid_sample returns for coordinates outside [-1, 1] "
+                            "(the projected point missed every feature map)")
+            raise failure(message, inputs, expected, got.detach().float())
         return run
 
     return run_check("project_voxel_features", [case() for _ in range(8)],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from learnlib.data.image_folder import ImageFolder
+from learnlib.data.image_folder import ImageFolder, check_same_classes
 from learnlib.data.registry import register_dataset
 from learnlib.data.transforms import (
     IMAGENET_MEAN,
@@ -49,6 +49,7 @@ def build_image_folder(root: str | None = None, image_size: int = 224, resolutio
     mean, std, scale = tuple(mean), tuple(std), tuple(crop_scale)
     eval_tf = eval_transform(image_size, crop_pct=crop_pct, mean=mean, std=std)
     train_root = folder / train_split
+    check_same_classes(train_root, folder / val_split)
     if resolution == "variable":
         buckets = ResolutionBuckets(max_pixels or image_size * image_size, patch_size or 16,
                                     tuple(aspect_ratios or DEFAULT_ASPECT_RATIOS), tuple(scales or (1.0,)))

@@ -29,6 +29,24 @@ def load_image(path: str | Path, mode: str = "RGB") -> Image.Image:
         raise UnreadableImageError(Path(path), str(err)) from err
 
 
+def class_names(root: Path) -> list[str]:
+    """The class subfolders of `root`, sorted: a class's index is its position here."""
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def check_same_classes(train_root: Path, val_root: Path) -> None:
+    """ValueError naming the class folders that only one split holds (they would shift the labels)."""
+    if not (train_root.is_dir() and val_root.is_dir()):
+        return  # ImageFolder names a missing split
+    train, val = class_names(train_root), class_names(val_root)
+    if train != val:
+        only = [f"only in {split.name}/: {', '.join(sorted(set(a) - set(b))) or '-'}"
+                for split, a, b in ((train_root, train, val), (val_root, val, train))]
+        raise ValueError(f"{train_root.name}/ and {val_root.name}/ under {train_root.parent} hold different class "
+                         f"folders ({'; '.join(only)}), which would give one class two labels: give both splits the "
+                         "same class folders (an empty one counts)")
+
+
 class ImageFolder(Dataset):
     """(image, class index) pairs from root/<class_name>/<file>; classes sorted by name.
 
@@ -46,9 +64,7 @@ class ImageFolder(Dataset):
             raise FileNotFoundError(f"image folder {self.root} does not exist (or is not a directory)")
         self.transform, self.mode = transform, mode
         extensions = tuple(e.lower() for e in extensions)
-        self.classes = sorted(
-            d.name for d in self.root.iterdir() if d.is_dir() and not d.name.startswith(".")
-        )
+        self.classes = class_names(self.root)
         if not self.classes:
             raise ValueError(
                 f"image folder {self.root} has no class subfolders; expected root/<class>/<image>"

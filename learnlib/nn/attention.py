@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from learnlib.nn import backends
 from learnlib.nn.backends import canonical_backend, resolve_backend
 
 _FLASH_DTYPES = (torch.float16, torch.bfloat16)
@@ -74,7 +75,7 @@ def _reference(q, k, v, mask, dropout_p, scale):
 
 
 def _flash(q, k, v, dropout_p, scale):
-    if not q.is_cuda or q.dtype not in _FLASH_DTYPES:
+    if not backends.flash_device_ok(q.device) or q.dtype not in _FLASH_DTYPES:
         raise ValueError(f"the flash backend needs CUDA fp16/bf16 tensors, got {q.device} {q.dtype}")
     from flash_attn import flash_attn_func
 

@@ -41,6 +41,15 @@ def flash_attn_available() -> bool:
     return True
 
 
+def flash_device_ok(device: torch.device | str) -> bool:
+    """Whether flash-attn's kernels can run on `device` (CUDA only).
+
+    The one device rule of the flash backend; the tests' flash-attn stand-in patches it to run
+    the flash call sites on CPU.
+    """
+    return torch.device(device).type == "cuda"
+
+
 def canonical_backend(backend: str, kind: str = "attention") -> str:
     """`backend` as one of KINDS[kind] (aliases mapped); ValueError naming the valid names otherwise."""
     if kind not in KINDS:
@@ -60,7 +69,7 @@ def resolve_backend(backend: str, device: torch.device | str, flash_applies: boo
     picks "flash" only when it does, the device is CUDA and flash-attn is installed.
     """
     name = canonical_backend(backend)
-    is_cuda = torch.device(device).type == "cuda"
+    is_cuda = flash_device_ok(device)
     if name == "auto":
         return "flash" if is_cuda and flash_applies and flash_attn_available() else "sdpa"
     if name == "flash" and not is_cuda:

@@ -1,6 +1,9 @@
 """The gsplat CUDA backend behind `learnlib.splat.rasterize(..., backend="gsplat")`.
 
-gsplat is imported lazily, inside the functions, so CPU installs never need it.
+gsplat (>= 1.5) is imported lazily, inside the functions, so CPU installs never need it. The
+outputs are reshaped to `rasterize`'s contract: the same render layout and the same `info` keys
+as the PyTorch path (see `rasterize`). gsplat itself appends the zero depth background channel
+in "RGB+D"/"RGB+ED" and replaces the background by zeros in "D"/"ED"; nothing is added here.
 """
 
 from __future__ import annotations
@@ -9,6 +12,9 @@ import functools
 
 import torch
 from torch import Tensor
+
+INFO_KEYS = ("means2d", "depths", "radii", "conics", "opacities", "compensations", "width", "height",
+             "tile_size", "n_cameras", "n_intersections", "backend")
 
 
 @functools.lru_cache(maxsize=1)
@@ -23,6 +29,21 @@ def gsplat_available() -> bool:
     return True
 
 
+def require_cuda(means: Tensor) -> None:
+    """Raise a ValueError unless the Gaussians live on a CUDA device (gsplat's kernels are CUDA only)."""
+    if not means.is_cuda:
+        raise ValueError("backend='gsplat' needs CUDA tensors; move the inputs with .cuda() or use backend='torch'")
+
+
+def compensation_from_conics(conics: Tensor, eps2d: float) -> Tensor:
+    """Mip-Splatting compensation sqrt(det(Sigma) / det(Sigma + eps2d I)) [...] from blurred conics [..., 3]."""
+    a, b, c = conics.unbind(-1)
+    det_blur = 1.0 / (a * c - b * b).clamp_min(1e-20)  # det(Sigma + eps2d I) = 1 / det(conic)
+    trace_blur = (a + c) * det_blur
+    det_orig = det_blur - eps2d * trace_blur + eps2d * eps2d
+    return torch.sqrt(torch.clamp(det_orig / det_blur, min=0.0))
+
+
 def rasterize_gsplat(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor,
                      viewmats: Tensor, Ks: Tensor, width: int, height: int, near_plane: float = 0.01,
                      far_plane: float = 1e10, eps2d: float = 0.3, backgrounds: Tensor | None = None,
@@ -34,17 +55,17 @@ def rasterize_gsplat(means: Tensor, quats: Tensor, scales: Tensor, opacities: Te
     except ImportError as err:
         raise ImportError("backend='gsplat' needs the gsplat package and a CUDA device: "
                           "pip install -e '.[gpu]', or use backend='torch'") from err
-    if not means.is_cuda:
-        raise ValueError("backend='gsplat' needs CUDA tensors; move the inputs with .cuda() or use backend='torch'")
-    C = viewmats.shape[0]
-    if backgrounds is not None and render_mode in ("RGB+D", "RGB+ED"):
-        backgrounds = torch.cat([backgrounds, backgrounds.new_zeros(C, 1)], dim=-1)  # (C, D + 1)
+    require_cuda(means)
     render_colors, render_alphas, meta = rasterization(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height,
         near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, backgrounds=backgrounds, packed=False,
         tile_size=tile_size, render_mode=render_mode,
         rasterize_mode="antialiased" if antialiased else "classic",
     )
-    info = dict(meta)
-    info["backend"] = "gsplat"
+    info = {
+        "means2d": meta["means2d"], "depths": meta["depths"], "radii": meta["radii"], "conics": meta["conics"],
+        "opacities": meta["opacities"], "compensations": compensation_from_conics(meta["conics"].detach(), eps2d),
+        "width": width, "height": height, "tile_size": tile_size, "n_cameras": viewmats.shape[0],
+        "n_intersections": int(meta["isect_ids"].numel()), "backend": "gsplat",
+    }
     return render_colors, render_alphas, info

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from learnlib.splat.atomic_file import write_bytes_atomic
+from learnlib.atomic import write_bytes_atomic
 from learnlib.splat.gaussians import Gaussians, inverse_softplus, logit, rgb_to_sh
 
 GAUSSIAN_TENSOR_KEYS = ("means", "scales", "quats", "opacities")

@@ -8,7 +8,8 @@ Steps, each its own function so that they can be read and tested one by one:
 5. `add_blur`: the anti-aliasing low-pass filter (eps2d on the diagonal) and the
    Mip-Splatting opacity compensation sqrt(det / det_blurred);
 6. `conic_from_covariance`, `radius_from_covariance`: inverse covariance (a, b, c) for
-   evaluating exp(-0.5 d^T Sigma2d^-1 d) and the 3-sigma screen radius used for culling.
+   evaluating exp(-0.5 d^T Sigma2d^-1 d) and the per-axis screen radii used for tiles and culling
+   (gsplat 1.5's rule: 3.33 sigma per axis, tightened to where the alpha can reach 1/255).
 
 `project_gaussian` runs the chain for one Gaussian; `project_gaussians` for N Gaussians and C
 cameras with near/far and off-screen culling, mirroring gsplat's fully fused projection.
@@ -122,11 +123,22 @@ def conic_from_covariance(cov2d: Tensor) -> Tensor:
     return torch.stack([cov2d[..., 1, 1], b, cov2d[..., 0, 0]], dim=-1) / det.unsqueeze(-1)  # (..., 3)
 
 
-def radius_from_covariance(cov2d: Tensor, n_sigma: float = 3.0) -> Tensor:
-    """Integer screen radius [...] covering `n_sigma` standard deviations along the major axis."""
-    mid = 0.5 * (cov2d[..., 0, 0] + cov2d[..., 1, 1])
-    lam_max = mid + torch.sqrt(torch.clamp(mid * mid - det2(cov2d), min=0.01))
-    return torch.ceil(n_sigma * torch.sqrt(lam_max))
+ALPHA_THRESHOLD = 1.0 / 255.0  # the smallest alpha a pixel composites (gsplat's ALPHA_THRESHOLD)
+
+
+def radius_from_covariance(cov2d: Tensor, opacities: Tensor | None = None, n_sigma: float = 3.33) -> Tensor:
+    """Integer screen radii [..., 2] (x, y) of the box a Gaussian touches, gsplat 1.5's rule.
+
+    ceil(k sqrt(Sigma_xx)) and ceil(k sqrt(Sigma_yy)) with k = n_sigma, or, given opacities [...],
+    k = min(n_sigma, sqrt(2 log(opacity / ALPHA_THRESHOLD))): the box of the ellipse where the
+    alpha reaches ALPHA_THRESHOLD (opacities below it give radius 0).
+    """
+    extent = torch.full_like(cov2d[..., 0, 0], n_sigma)
+    if opacities is not None:
+        level = torch.log(torch.clamp(opacities / ALPHA_THRESHOLD, min=1.0))
+        extent = torch.where(opacities >= ALPHA_THRESHOLD, torch.minimum(extent, torch.sqrt(2.0 * level)), 0.0)
+    sd = torch.sqrt(torch.stack([cov2d[..., 0, 0], cov2d[..., 1, 1]], dim=-1).clamp_min(0))  # (..., 2)
+    return torch.ceil(extent.unsqueeze(-1) * sd)
 
 
 class ProjectedGaussian(NamedTuple):
@@ -154,21 +166,24 @@ class Projection(NamedTuple):
     means2d: Tensor  # (C, N, 2)
     conics: Tensor  # (C, N, 3)
     depths: Tensor  # (C, N)
-    radii: Tensor  # (C, N) int32, 0 = culled
+    radii: Tensor  # (C, N, 2) int32 (x, y), 0 = culled
     compensations: Tensor  # (C, N)
     covars2d: Tensor  # (C, N, 2, 2) (blurred)
 
 
 def project_gaussians(means: Tensor, covars: Tensor, viewmats: Tensor, Ks: Tensor, width: int, height: int,
-                      eps2d: float = 0.3, near_plane: float = 0.01, far_plane: float = 1e10) -> Projection:
+                      eps2d: float = 0.3, near_plane: float = 0.01, far_plane: float = 1e10,
+                      opacities: Tensor | None = None, antialiased: bool = False) -> Projection:
     """Project N Gaussians (means (N, 3), covariances (N, 3, 3)) into C cameras.
 
-    A Gaussian is culled (radius 0) when its depth is outside (near_plane, far_plane) or its
-    3-sigma box lies entirely off-screen.
+    A Gaussian is culled (radii 0) as gsplat 1.5's kernel does: when its depth z is below
+    near_plane or above far_plane (z == near_plane is kept), when its blurred 2D covariance is
+    degenerate, when its opacity [N] (times the compensation if antialiased; only if given) is
+    below ALPHA_THRESHOLD, or when its box (`radius_from_covariance`) lies entirely off-screen.
     """
     means_c, covars_c = world_to_camera(means, covars, viewmats)
     z = means_c[..., 2]
-    valid = (z > near_plane) & (z < far_plane)
+    valid = (z >= near_plane) & (z <= far_plane) & (z != 0)
     # Culled Gaussians get a harmless depth so that no NaN/inf enters the graph.
     safe_c = torch.where(valid.unsqueeze(-1), means_c, means_c.detach().new_tensor([0.0, 0.0, 1.0]))  # (C, N, 3)
     J = perspective_jacobian(safe_c, Ks, width, height)
@@ -176,10 +191,14 @@ def project_gaussians(means: Tensor, covars: Tensor, viewmats: Tensor, Ks: Tenso
     means2d = project_means(safe_c, Ks)
     conics = conic_from_covariance(cov2d)
     with torch.no_grad():
-        radii = radius_from_covariance(cov2d)
-        valid = valid & (det2(cov2d) > 0)
+        opac = None
+        if opacities is not None:
+            opac = opacities.detach().unsqueeze(0) * (comp.detach() if antialiased else 1.0)  # (C, N)
+            valid = valid & (opac >= ALPHA_THRESHOLD)
+        radii = radius_from_covariance(cov2d.detach(), opac)  # (C, N, 2)
+        valid = valid & (det2(cov2d) > 0) & (radii > 0).any(dim=-1)
         m = means2d.detach()
-        inside = ((m[..., 0] + radii > 0) & (m[..., 0] - radii < width)
-                  & (m[..., 1] + radii > 0) & (m[..., 1] - radii < height))
-        radii = torch.where(valid & inside, radii, torch.zeros_like(radii)).int()
+        inside = ((m[..., 0] + radii[..., 0] > 0) & (m[..., 0] - radii[..., 0] < width)
+                  & (m[..., 1] + radii[..., 1] > 0) & (m[..., 1] - radii[..., 1] < height))
+        radii = torch.where((valid & inside).unsqueeze(-1), radii, torch.zeros_like(radii)).int()
     return Projection(means2d, conics, z, radii, comp, cov2d)

@@ -8,7 +8,16 @@ compositing rules are gsplat's, so the two backends agree pixel for pixel up to 
   alphas below ALPHA_MIN (1/255) are skipped;
 - Gaussians are composited front to back in depth order; a pixel stops at the Gaussian that
   would bring its transmittance T to TRANSMITTANCE_MIN (1e-4) or below (that one is excluded);
-- a Gaussian is only evaluated on the tiles (tile_size x tile_size pixels) its 3-sigma box touches.
+- a Gaussian is only evaluated on the tiles (tile_size x tile_size pixels) its box touches; the
+  box is gsplat 1.5's (`radius_from_covariance`): per axis ceil(k sqrt(Sigma_xx)), ceil(k sqrt(Sigma_yy))
+  with k = min(3.33, sqrt(2 log(opacity * 255))), so every pixel whose alpha reaches 1/255 is inside
+  it unless the opacity exceeds about 0.998 (then the 3.33-sigma cap cuts the far rim, as in gsplat);
+- culling is gsplat's: depth z < near_plane or z > far_plane, opacity below 1/255, box off-screen;
+- in "D" and "ED" the background is ignored (zeros), in "RGB+D"/"RGB+ED" the depth channel's
+  background is 0, as gsplat does.
+Known differences left, below the parity tests' tolerances: a Gaussian hidden behind the
+transmittance cut-off gets gradients of about 1e-11 here (the float64 log-space sum), exactly 0 in
+gsplat; colours are taken as given (gsplat's SH path clamps them at 0; `rasterize` takes no SH).
 
 How the reference stays fast on a CPU: instead of looping over pixels or tiles, it lists the
 (pixel, Gaussian) pairs that can matter (inside the tiles and inside the ellipse where the alpha
@@ -16,8 +25,8 @@ reaches ALPHA_MIN, found without gradients), sorts the pairs by (pixel, depth), 
 every pixel at once with a segmented cumulative sum of log(1 - alpha). Autograd differentiates
 that graph; no hand-written backward is needed.
 
-Inputs are checked before any work (one host sync): a NaN or inf in means, quats, scales or
-opacities raises a ValueError naming the field and the first bad Gaussian, instead of the
+Inputs are checked before any work (one host sync): a NaN or inf in means, quats, scales,
+opacities or colors raises a ValueError naming the field and the first bad Gaussian, instead of the
 Gaussian being culled without a word or poisoning the image. 0 Gaussians render the
 background (zeros without one) with alpha 0.
 """
@@ -30,10 +39,10 @@ import torch
 from torch import Tensor
 
 from learnlib.nn.backends import canonical_backend
-from learnlib.splat.projection import covariance_3d, project_gaussians
+from learnlib.splat.projection import ALPHA_THRESHOLD, covariance_3d, project_gaussians
 
 ALPHA_MAX = 0.999  # gsplat's clamp (the original 3DGS CUDA code uses 0.99)
-ALPHA_MIN = 1.0 / 255.0
+ALPHA_MIN = ALPHA_THRESHOLD
 TRANSMITTANCE_MIN = 1e-4
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
 _PAIR_BUDGET = 1 << 22  # candidate (pixel, Gaussian) pairs examined per chunk
@@ -75,14 +84,15 @@ def composite_front_to_back(colors: Tensor, alphas: Tensor, background: Tensor |
 
 def _candidate_boxes(means2d: Tensor, conics: Tensor, opacities: Tensor, radii: Tensor, width: int,
                      height: int, tile_size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Pixel boxes [x0, x1) x [y0, y1) per Gaussian: its tiles, cut to where alpha can reach ALPHA_MIN."""
+    """Pixel boxes [x0, x1) x [y0, y1) per Gaussian: its tiles (radii (M, 2) per axis), cut to where
+    alpha can reach ALPHA_MIN."""
     r = radii.to(means2d.dtype)
     mx, my = means2d[:, 0], means2d[:, 1]
     tiles_x, tiles_y = math.ceil(width / tile_size), math.ceil(height / tile_size)
-    tx0 = torch.floor((mx - r) / tile_size).clamp(0, tiles_x) * tile_size
-    tx1 = torch.ceil((mx + r) / tile_size).clamp(0, tiles_x) * tile_size
-    ty0 = torch.floor((my - r) / tile_size).clamp(0, tiles_y) * tile_size
-    ty1 = torch.ceil((my + r) / tile_size).clamp(0, tiles_y) * tile_size
+    tx0 = torch.floor(mx / tile_size - r[:, 0] / tile_size).clamp(0, tiles_x) * tile_size
+    tx1 = torch.ceil(mx / tile_size + r[:, 0] / tile_size).clamp(0, tiles_x) * tile_size
+    ty0 = torch.floor(my / tile_size - r[:, 1] / tile_size).clamp(0, tiles_y) * tile_size
+    ty1 = torch.ceil(my / tile_size + r[:, 1] / tile_size).clamp(0, tiles_y) * tile_size
     # alpha >= ALPHA_MIN needs d^T Sigma^-1 d <= 2 log(opacity / ALPHA_MIN); the ellipse's half
     # extents are sqrt(2 log(.) Sigma_xx), Sigma = conic^-1. One pixel of margin; the exact test follows.
     level = 2.0 * torch.log(torch.clamp(opacities / ALPHA_MIN, min=1.0))
@@ -93,7 +103,7 @@ def _candidate_boxes(means2d: Tensor, conics: Tensor, opacities: Tensor, radii: 
     x1 = torch.minimum(tx1, torch.ceil(mx + ex)).clamp(max=width)
     y0 = torch.maximum(ty0, torch.floor(my - ey))
     y1 = torch.minimum(ty1, torch.ceil(my + ey)).clamp(max=height)
-    empty = (opacities < ALPHA_MIN) | (radii <= 0)
+    empty = (opacities < ALPHA_MIN) | (radii <= 0).any(dim=-1)
     x1 = torch.where(empty | (x1 < x0), x0, x1)
     y1 = torch.where(empty | (y1 < y0), y0, y1)
     return x0.long(), x1.long(), y0.long(), y1.long()
@@ -105,7 +115,7 @@ def intersect_pixels(means2d: Tensor, conics: Tensor, opacities: Tensor, radii: 
                      ) -> tuple[Tensor, Tensor]:
     """(Gaussian index, pixel index) pairs [P] where a Gaussian's alpha reaches ALPHA_MIN.
 
-    Inputs are flat over cameras (means2d (M, 2), conics (M, 3), opacities [M], radii [M],
+    Inputs are flat over cameras (means2d (M, 2), conics (M, 3), opacities [M], radii (M, 2),
     depths [M]); Gaussian m belongs to camera m // num_per_camera (default: one camera), and pixel
     ids are camera * H * W + y * W + x.
     The pairs come sorted by pixel and, within a pixel, front to back.
@@ -200,9 +210,12 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks) -> None
         raise ValueError("rasterize expects " + "; ".join(problems))
 
 
-def check_finite_gaussians(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor) -> None:
+def check_finite_gaussians(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor,
+                           colors: Tensor | None = None) -> None:
     """Raise a ValueError naming the field and the first Gaussian whose values are NaN or inf."""
     fields = {"means": means, "quats": quats, "scales": scales, "opacities": opacities}
+    if colors is not None:
+        fields["colors"] = colors.transpose(0, 1) if colors.dim() == 3 else colors  # Gaussians first
     bad = torch.stack([~torch.isfinite(t).all() for t in fields.values()]).tolist()  # one host sync
     for (name, values), is_bad in zip(fields.items(), bad):
         if is_bad:
@@ -210,7 +223,7 @@ def check_finite_gaussians(means: Tensor, quats: Tensor, scales: Tensor, opaciti
             index = int((~finite).nonzero()[0])
             raise ValueError(
                 f"rasterize: {name}[{index}] = {values[index].tolist()} is not finite (NaN or inf); every "
-                "Gaussian needs finite means, quats, scales and opacities: drop or repair the bad ones "
+                "Gaussian needs finite means, quats, scales, opacities and colors: drop or repair the bad ones "
                 f"first (e.g. keep = torch.isfinite({name}).reshape(len({name}), -1).all(1))"
             )
 
@@ -221,7 +234,7 @@ def _render_nothing(means: Tensor, colors: Tensor, viewmats: Tensor, width: int,
     C = viewmats.shape[0]
     with_depth = render_mode in ("D", "ED", "RGB+D", "RGB+ED")
     D = (0 if render_mode in ("D", "ED") else colors.shape[-1]) + with_depth
-    if backgrounds is None:
+    if backgrounds is None or render_mode in ("D", "ED"):
         backgrounds = means.new_zeros(C, D)
     elif render_mode in ("RGB+D", "RGB+ED"):
         backgrounds = torch.cat([backgrounds, backgrounds.new_zeros(C, 1)], dim=-1)  # (C, D)
@@ -229,7 +242,7 @@ def _render_nothing(means: Tensor, colors: Tensor, viewmats: Tensor, width: int,
     render_alphas = means.new_zeros(C, height, width, 1)  # (C, H, W, 1)
     info = {
         "means2d": means.new_zeros(C, 0, 2), "depths": means.new_zeros(C, 0),
-        "radii": torch.zeros(C, 0, dtype=torch.int32, device=means.device), "conics": means.new_zeros(C, 0, 3),
+        "radii": torch.zeros(C, 0, 2, dtype=torch.int32, device=means.device), "conics": means.new_zeros(C, 0, 3),
         "opacities": means.new_zeros(C, 0), "compensations": means.new_zeros(C, 0), "width": width,
         "height": height, "tile_size": tile_size, "n_cameras": C, "n_intersections": 0, "backend": "torch",
     }
@@ -242,12 +255,12 @@ def rasterize_torch(means: Tensor, quats: Tensor, scales: Tensor, opacities: Ten
                     antialiased: bool = False, tile_size: int = 16, render_mode: str = "RGB"
                     ) -> tuple[Tensor, Tensor, dict]:
     """The plain PyTorch rasterizer; same arguments and outputs as `rasterize`."""
-    check_finite_gaussians(means, quats, scales, opacities)
+    check_finite_gaussians(means, quats, scales, opacities, colors)
     C, N = viewmats.shape[0], means.shape[0]
     if N == 0:
         return _render_nothing(means, colors, viewmats, width, height, backgrounds, tile_size, render_mode)
     proj = project_gaussians(means, covariance_3d(quats, scales), viewmats, Ks, width, height,
-                             eps2d, near_plane, far_plane)
+                             eps2d, near_plane, far_plane, opacities=opacities, antialiased=antialiased)
     opac = opacities.unsqueeze(0).expand(C, N)  # (C, N)
     if antialiased:
         opac = opac * proj.compensations
@@ -260,7 +273,7 @@ def rasterize_torch(means: Tensor, quats: Tensor, scales: Tensor, opacities: Ten
     conics = proj.conics.reshape(C * N, 3)  # (C*N, 3)
     opac_flat = opac.reshape(C * N)  # (C*N,)
     feats_flat = feats.reshape(C * N, -1)  # (C*N, D)
-    radii_flat = proj.radii.reshape(C * N)  # (C*N,)
+    radii_flat = proj.radii.reshape(C * N, 2)  # (C*N, 2)
     depths_flat = proj.depths.detach().reshape(C * N)  # (C*N,)
     gauss_ids, pixel_ids = intersect_pixels(means2d.detach(), conics.detach(), opac_flat.detach(), radii_flat,
                                             depths_flat, width, height, tile_size, num_per_camera=N)
@@ -271,7 +284,7 @@ def rasterize_torch(means: Tensor, quats: Tensor, scales: Tensor, opacities: Ten
     if render_mode in ("ED", "RGB+ED"):
         depth = render_colors[..., -1:] / render_alphas.clamp_min(1e-10)
         render_colors = torch.cat([render_colors[..., :-1], depth], dim=-1)  # (C, H, W, D)
-    if backgrounds is not None:
+    if backgrounds is not None and render_mode not in ("D", "ED"):
         if render_mode in ("RGB+D", "RGB+ED"):
             backgrounds = torch.cat([backgrounds, backgrounds.new_zeros(C, 1)], dim=-1)  # (C, D + 1)
         render_colors = render_colors + (1.0 - render_alphas) * backgrounds[:, None, None, :]  # (C, H, W, D)
@@ -294,20 +307,24 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
         means (N, 3), quats (N, 4) (wxyz, normalized here), scales (N, 3), opacities [N] in [0, 1],
         colors (N, D) or (C, N, D); viewmats (C, 4, 4) world -> camera (x right, y down, z forward);
         Ks (C, 3, 3) pixel intrinsics; eps2d: screen-space blur added to the 2D covariance;
-        backgrounds (C, D); antialiased: multiply opacities by the Mip-Splatting compensation;
+        backgrounds (C, D) (ignored in "D" and "ED", as in gsplat; the depth channel of "RGB+D" and
+            "RGB+ED" gets background 0); antialiased: multiply opacities by the Mip-Splatting compensation;
         render_mode: "RGB", "D" (accumulated depth), "ED" (expected depth = D / alpha),
         "RGB+D" or "RGB+ED" (depth as an extra last channel);
         backend: "reference" (alias "torch"), "gsplat" (CUDA) or "auto" (gsplat on CUDA when importable,
             else reference), as in learnlib.nn.backends;
         0 Gaussians always take the torch path (the background with alpha 0).
 
-    Raises ValueError for wrong shapes and for NaN or inf in means, quats, scales or opacities
-    (naming the field and the first bad Gaussian).
+    Raises ValueError for wrong shapes and for NaN or inf in means, quats, scales, opacities or
+    colors (naming the field and the first bad Gaussian).
 
     Returns:
-        render_colors [C, H, W, D'], render_alphas (C, H, W, 1), and an info dict with
-        means2d (C, N, 2), depths (C, N), radii (C, N) (0 = culled), conics (C, N, 3),
-        opacities (C, N) and "backend".
+        render_colors [C, H, W, D'], render_alphas (C, H, W, 1), and an info dict with the same keys
+        on both backends: means2d (C, N, 2), depths (C, N), radii (C, N, 2) int32 per axis (x, y;
+        0 = culled), conics (C, N, 3), opacities (C, N) (times the compensation when antialiased),
+        compensations (C, N), width, height, tile_size, n_cameras, n_intersections (the backend's
+        work items: (pixel, Gaussian) pairs for "torch", (tile, Gaussian) pairs for "gsplat") and
+        "backend". Entries of culled Gaussians (radii 0) are unspecified (gsplat leaves them unset).
     """
     _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks)
     if render_mode not in RENDER_MODES:
@@ -325,6 +342,6 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
         from learnlib.splat.gsplat_backend import gsplat_available, rasterize_gsplat
 
         if means.shape[0] > 0 and (backend == "gsplat" or (means.is_cuda and gsplat_available())):
-            check_finite_gaussians(means, quats, scales, opacities)
+            check_finite_gaussians(means, quats, scales, opacities, colors)
             return rasterize_gsplat(*args, **kwargs)
     return rasterize_torch(*args, **kwargs)

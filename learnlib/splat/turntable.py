@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from learnlib.splat.atomic_file import write_bytes_atomic
+from learnlib.atomic import write_bytes_atomic
 from learnlib.splat.cameras import Cameras, orbit_cameras
 from learnlib.splat.gaussians import Gaussians
 

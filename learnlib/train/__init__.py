@@ -18,9 +18,11 @@ _EXPORTS = {
     "CheckpointError": "learnlib.errors",
     "ConfigError": "learnlib.errors",
     "NonFiniteLossError": "learnlib.errors",
+    "RunWriteError": "learnlib.errors",
+    "DataReadError": "learnlib.errors",
 }
-__all__ = ["CheckpointError", "ConfigError", "FitResult", "NonFiniteLossError", "build_model", "compose", "fit",
-           "list_experiments", "load_model"]
+__all__ = ["CheckpointError", "ConfigError", "DataReadError", "FitResult", "NonFiniteLossError", "RunWriteError",
+           "build_model", "compose", "fit", "list_experiments", "load_model"]
 
 
 def __getattr__(name: str):

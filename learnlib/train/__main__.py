@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 
 from learnlib.configs.compose import compose, list_experiments
-from learnlib.errors import CheckpointError, ConfigError, NonFiniteLossError
+from learnlib.errors import EXPECTED_ERRORS, ConfigError
 from learnlib.train.multirun import run_sweep
-from learnlib.train.sweep import MULTIRUN_FLAGS, SWEEP_DIR_KEYS, sweeps_in
+from learnlib.train.sweep import MULTIRUN_FLAGS, SWEEP_DIR_KEYS, parse, sweeps_in
 from learnlib.train.trainer import fit
 
 USAGE = """usage: python -m learnlib.train [-m] [experiment=NAME] [key=value ...]
@@ -28,7 +28,16 @@ Experiments: {experiments}
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Run the command line `argv` (default: sys.argv[1:]); returns the exit status."""
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:
+        print("interrupted: the last checkpoint is kept; add resume=true to the same command to continue",
+              file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
         print(USAGE.format(experiments=", ".join(list_experiments())))
         return 0
@@ -41,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if multirun:
         return run_sweep(argv)
+    try:
+        parse(argv)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     sweep_only = sweeps_in(argv) or [arg for arg in argv if arg.partition("=")[0] in SWEEP_DIR_KEYS]
     if sweep_only:
         print(f"error: {' '.join(sweep_only)} belongs to a sweep; add -m (--multirun) to run one job per combination",
@@ -49,12 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = compose(overrides=argv)
         result = fit(cfg)
-    except (ConfigError, CheckpointError, NonFiniteLossError, FileNotFoundError, ValueError, KeyError) as err:
+    except EXPECTED_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     if result.is_main:  # one summary, from rank 0
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()))
-        print(f"{cfg.name}: {result.steps} steps in {result.seconds:.1f} s; {metrics}")
+        if result.already_complete:
+            print(f"{cfg.name}: already complete at step {result.steps} (trainer.max_steps={cfg.trainer.max_steps}); "
+                  f"final metrics: {metrics or 'none recorded'}; pass a larger trainer.max_steps to train on")
+        else:
+            print(f"{cfg.name}: {result.steps} steps in {result.seconds:.1f} s; {metrics}")
         print(f"checkpoint: {result.checkpoint}")
         print(f"curves: {result.run_dir / 'curves.png'}")
     return 0

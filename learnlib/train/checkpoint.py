@@ -9,20 +9,13 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from learnlib.atomic import atomic_open
 from learnlib.weights import FORMAT, load_checkpoint, load_model_state  # noqa: F401  (the reading half)
-
-
-def _file_mode() -> int:
-    """The permissions a new file of this user gets (0o666 less the umask), not mkstemp's 0o600."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def atomic_save(obj: dict, path: str | os.PathLike) -> Path:
@@ -31,35 +24,16 @@ def atomic_save(obj: dict, path: str | os.PathLike) -> Path:
     A crash at any moment leaves either the previous file or the new one, never a
     half-written checkpoint.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_open(path) as handle:
+        torch.save(obj, handle)
+    return Path(path)
 
 
 def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Copy a file to `dst` through a temporary file and a rename (no second serialization)."""
-    dst = Path(dst)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dst
+    with atomic_open(dst) as handle, open(src, "rb") as source:
+        shutil.copyfileobj(source, handle)
+    return Path(dst)
 
 
 def rng_state() -> dict:

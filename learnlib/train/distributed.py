@@ -9,6 +9,8 @@ from typing import TypeVar
 import torch
 import torch.distributed as dist
 
+from learnlib.errors import ConfigError
+
 T = TypeVar("T")
 
 
@@ -37,7 +39,8 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("trainer.device=cuda but no CUDA device is available; use trainer.device=cpu")
+            raise ConfigError("trainer.device=cuda but no CUDA device is available (torch.cuda.is_available() "
+                              "is False); pass trainer.device=cpu, or auto to use CUDA where there is one")
         return torch.device("cuda", local_rank)
     if name == "cpu":
         return torch.device("cpu")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -59,11 +60,21 @@ class RunLogger:
 
 
 def read_metrics_csv(path: str | Path) -> dict[str, list[tuple[int, float]]]:
-    """The history stored in a run's metrics.csv: key -> [(step, value), ...]."""
+    """The history stored in a run's metrics.csv: key -> [(step, value), ...].
+
+    A torn tail (a row cut short by a crash, NUL bytes left by a power loss) is dropped with a warning.
+    """
     history: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            history[row["key"]].append((int(row["step"]), float(row["value"])))
+    with open(path, newline="", errors="replace") as handle:
+        lines = [(n, line) for n, line in enumerate(handle.read().splitlines(), start=1) if line.strip("\x00 ")]
+    for index, (number, line) in enumerate(lines[1:], start=1):  # the first line is the header
+        try:
+            step, key, value = next(csv.reader([line]))
+            history[key].append((int(step), float(value)))
+        except (ValueError, csv.Error):
+            warnings.warn(f"{path}: dropped a torn tail of {len(lines) - index} row(s) from line {number} "
+                          f"({line[:30]!r}), as a crash leaves it; the run resumes from its checkpoint", stacklevel=2)
+            break
     return dict(history)
 
 

@@ -19,14 +19,14 @@ from hydra import initialize_config_module
 from omegaconf import DictConfig
 
 from learnlib.configs.compose import CONFIG_MODULE, compose
-from learnlib.errors import CheckpointError, ConfigError, NonFiniteLossError
+from learnlib.errors import EXPECTED_ERRORS, ConfigError
 from learnlib.train import distributed
+from learnlib.train.run_dir import RunDirectory, lock_folder, unlock_folder
 from learnlib.train.sweep import SWEEP_DIR_KEYS, Job, expand, take
-from learnlib.train.sweep_summary import SUMMARY_NAME, JobRecord, format_table, write_summary
+from learnlib.train.sweep_summary import SUMMARY_NAME, JobRecord, format_table, read_summary, write_summary
 from learnlib.train.trainer import fit
 
 DEFAULT_SWEEP_ROOT = Path("runs/multirun")
-EXPECTED_ERRORS = (ConfigError, CheckpointError, NonFiniteLossError, FileNotFoundError, ValueError, KeyError)
 
 
 def _error_text(err: BaseException) -> str:
@@ -62,13 +62,32 @@ def choose_folder(sweep_dir: str | None, run_dir: str | None,
     return str(folder), None
 
 
-def _run_job(cfg: DictConfig, record: JobRecord) -> None:
+def _claim(folder: str, refusal: str | None):
+    """(the lock on the sweep folder or None, the refusal or None): one sweep per folder at a time."""
+    if refusal is not None:
+        return None, refusal
+    try:
+        return lock_folder(Path(folder), "sweep folder", "sweep_dir"), None
+    except ConfigError as err:
+        return None, str(err)
+
+
+def _prepare_resume(cfg: DictConfig, record: JobRecord) -> None:
+    """A resumed sweep starts the jobs that never wrote a checkpoint (not started, or stopped before it)."""
+    if cfg.resume and not RunDirectory(record.run_dir).has_checkpoint():
+        cfg.resume, cfg.overwrite = False, True  # overwrite removes only that job's own files
+
+
+def _run_job(cfg: DictConfig, record: JobRecord, earlier: JobRecord | None) -> None:
     try:
         result = fit(cfg)
     except Exception as err:  # noqa: BLE001 (any failure ends this job only; the summary says why)
         if not isinstance(err, EXPECTED_ERRORS):
             traceback.print_exc()
         record.status, record.error = "failed", _error_text(err)
+        return
+    if result.already_complete and earlier is not None and earlier.status == "ok":
+        record.__dict__.update(earlier.__dict__)  # a finished job keeps its record (time, metrics)
         return
     record.status, record.steps, record.seconds = "ok", result.steps, round(result.seconds, 2)
     record.metrics = {k: float(v) for k, v in sorted(result.metrics.items())}
@@ -96,26 +115,39 @@ def run_sweep(arguments: list[str]) -> int:
         return 2
     configs = _compose_all(jobs)
     info = _join_ranks(configs)
+    lock = None
     try:
-        folder, refusal = distributed.rank0_value(choose_folder(sweep_dir, run_dir, configs), info)
+        folder, refusal = choose_folder(sweep_dir, run_dir, configs)
+        if info.is_main:
+            lock, refusal = _claim(folder, refusal)
+        folder, refusal = distributed.rank0_value((folder, refusal), info)
         if refusal is not None:
             say(f"error: {refusal}", file=sys.stderr)
             return 1
         return _run_jobs(jobs, configs, Path(folder), arguments, info.is_main, say)
     finally:
+        unlock_folder(lock)
         distributed.teardown(info)
 
 
 def _run_jobs(jobs: list[Job], configs: list[DictConfig | Exception], folder: Path, arguments: list[str],
               is_main: bool, say) -> int:
     records = [JobRecord(index=j.index, overrides=list(j.swept), run_dir=str(folder / j.dirname)) for j in jobs]
+    earlier = {(r.index, tuple(r.overrides), r.run_dir): r for r in read_summary(folder)}
     say(f"sweep of {len(jobs)} jobs in {folder}")
     for job, cfg, record in zip(jobs, configs, records):
         say(f"[job {job.index + 1}/{len(jobs)}] {' '.join(job.swept) or '(nothing swept)'} -> {record.run_dir}",
             flush=True)
         if isinstance(cfg, DictConfig):
             cfg.run_dir = record.run_dir
-            _run_job(cfg, record)
+            _prepare_resume(cfg, record)
+            try:
+                _run_job(cfg, record, earlier.get((record.index, tuple(record.overrides), record.run_dir)))
+            except KeyboardInterrupt:
+                record.status, record.error = "interrupted", "KeyboardInterrupt: resume=true continues the sweep"
+                if is_main:
+                    write_summary(folder, arguments, records)
+                raise
         else:
             record.status, record.error = "failed", _error_text(cfg)
         done = record.error.splitlines()[0] if record.error else ", ".join(f"{k}={v:.4f}" for k, v in

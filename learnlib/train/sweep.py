@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import shlex
 from dataclasses import dataclass
 
 from hydra.core.global_hydra import GlobalHydra
@@ -46,8 +47,15 @@ def parse(overrides: list[str]) -> list[Override]:
         try:
             parsed += parser.parse_overrides([text])
         except HydraException as err:
-            raise ConfigError(f"cannot parse override {text!r}: {str(err).splitlines()[0]}") from None
+            raise ConfigError(f"cannot parse override {text!r}: {str(err).splitlines()[0]}; {_quoting_hint(text)}"
+                              ) from None
     return parsed
+
+
+def _quoting_hint(text: str) -> str:
+    key, _, value = text.partition("=")
+    quoted = shlex.quote(f'{key}="{value}"' if '"' not in value else f"{key}='{value}'")
+    return (f"a value with spaces, quotes or non-ASCII letters needs Hydra's quotes inside the shell's: {quoted}")
 
 
 def sweeps_in(overrides: list[str]) -> list[str]:

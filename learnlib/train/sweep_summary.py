@@ -18,7 +18,7 @@ class JobRecord:
     index: int
     overrides: list[str]  # the swept values of this job, e.g. ["trainer.lr=0.001", "seed=0"]
     run_dir: str
-    status: str = "pending"  # pending | ok | failed
+    status: str = "pending"  # pending | ok | failed | interrupted
     steps: int | None = None
     seconds: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
@@ -36,6 +36,16 @@ def write_summary(folder: Path, arguments: list[str], records: list[JobRecord]) 
     partial.write_text(text)
     os.replace(partial, path)
     return path
+
+
+def read_summary(folder: Path) -> list[JobRecord]:
+    """The job records of the `multirun.yaml` in `folder` (none when it is missing or unreadable)."""
+    path = Path(folder) / SUMMARY_NAME
+    try:
+        jobs = yaml.safe_load(path.read_text())["jobs"]
+        return [JobRecord(**job) for job in jobs]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return []
 
 
 def format_table(records: list[JobRecord]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -11,10 +12,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a widget in JupyterLab (with ipywidgets), text in a terminal
 
 from learnlib.data import build_datasets
-from learnlib.errors import NonFiniteLossError
+from learnlib.errors import ConfigError, NonFiniteLossError
 from learnlib.models import build_model
 from learnlib.nn.checkpointing import apply_activation_checkpointing
 from learnlib.nn.optim import build_optimizer
@@ -31,6 +32,7 @@ from learnlib.train.checkpoint import (
     rng_state,
     set_rng_state,
 )
+from learnlib.train.data_errors import reading_data
 from learnlib.train.dcp import load_sharded, save_sharded
 from learnlib.train.loader import ResumableLoader, eval_batches, move_to, train_batch_sampler
 from learnlib.train.logger import RunLogger, plot_curves
@@ -38,6 +40,7 @@ from learnlib.train.run_dir import RunDirectory
 from learnlib.train.schedule import build_scheduler
 from learnlib.train.sharding import accumulation_context, clip_grad_norm, wrap_for_training
 from learnlib.train.validate import validate_best_metric, validate_config
+from learnlib.train.write_errors import writing_run_files
 
 
 @dataclass
@@ -52,6 +55,7 @@ class FitResult:
     seconds: float
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     is_main: bool = True  # False on the other ranks of a distributed run (they write nothing)
+    already_complete: bool = False  # resumed at or past trainer.max_steps: nothing trained, the saved metrics
 
 
 def seed_everything(seed: int) -> None:
@@ -113,18 +117,27 @@ def fit(cfg: DictConfig) -> FitResult:
     info = distributed.setup(cfg.trainer.device)
     run_dir = RunDirectory(cfg.run_dir)
     try:
-        if info.is_main:
-            run_dir.acquire()
-        run_dir.check_start(cfg.resume, cfg.overwrite)
-        if info.is_main:
-            if cfg.overwrite and not cfg.resume:
-                run_dir.clear()
-            run_dir.remove_partial_checkpoints()
-        distributed.barrier(info)
-        return _Run(cfg, info, run_dir).train()
+        _check_strategy(cfg.trainer.strategy, info)
+        with writing_run_files(run_dir.path), reading_data():
+            if info.is_main:
+                run_dir.acquire()
+            run_dir.check_start(cfg.resume, cfg.overwrite)
+            if info.is_main:
+                if cfg.overwrite and not cfg.resume:
+                    run_dir.clear()
+                run_dir.remove_partial_checkpoints()
+            distributed.barrier(info)
+            return _Run(cfg, info, run_dir).train()
     finally:
         run_dir.release()
         distributed.teardown(info)
+
+
+def _check_strategy(strategy: str, info) -> None:
+    if strategy == "fsdp" and not info.enabled:
+        raise ConfigError("trainer.strategy=fsdp shards the model over 2 or more ranks but this is one process: "
+                          "launch with `torchrun --nproc_per_node=N -m learnlib.train ...` (N >= 2), or pass "
+                          "trainer.strategy=ddp to train in one process (it resumes a sharded checkpoint too)")
 
 
 class _Run:
@@ -134,10 +147,12 @@ class _Run:
         t = self.t = cfg.trainer
         self.cfg, self.info, self.dir = cfg, info, run_dir
         self.sharded = t.strategy == "fsdp"
-        if self.sharded:
+        # sharded checkpoint folders under FSDP, and on resuming one (DCP loads it into an unsharded model)
+        self.sharded_checkpoints = self.sharded or (cfg.resume and run_dir.has_sharded_checkpoint())
+        if self.sharded_checkpoints:
             run_dir.use_sharded_checkpoints()
         # a single-file checkpoint is read now: a clear error before anything is built or written
-        resume_state = load_checkpoint(run_dir.last) if cfg.resume and not self.sharded else None
+        resume_state = load_checkpoint(run_dir.last) if cfg.resume and not self.sharded_checkpoints else None
         _autocast(t.precision, info.device)  # validates trainer.precision before anything is built
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
@@ -159,22 +174,24 @@ class _Run:
         self.loader = ResumableLoader(train_set, train_batch_sampler(train_set, t, info.rank, info.world_size, cfg.seed),
                                       num_workers=t.num_workers, pin_memory=info.device.type == "cuda", seed=cfg.seed)
         self.step, self.best_value, self.last_good_step = 0, None, None
-        if cfg.resume and self.sharded:
+        if cfg.resume and self.sharded_checkpoints:
             resume_state = load_sharded(run_dir.last, self.model, self.optimizer)
         if resume_state is not None:
             self._restore(resume_state)
         self.train_model = self._wrap(self.model)
         self.val_loader = eval_batches(val_set, t.get("eval_batch_size") or max(micro_batch, 256), info.rank,
                                        info.world_size, t.num_workers, cfg.seed)
-        self.logger = RunLogger(run_dir.path, enabled=info.is_main, tensorboard=t.tensorboard,
-                                resume_step=self.step if resume_state is not None else None)
-        if info.is_main:
+        self.already_complete = resume_state is not None and self.step >= t.max_steps
+        self.logger = RunLogger(run_dir.path, enabled=info.is_main and not self.already_complete,
+                                tensorboard=t.tensorboard, resume_step=self.step if resume_state is not None else None)
+        if info.is_main and not self.already_complete:
             (run_dir.path / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
         self.eval_model = self.ema.module if self.ema is not None else self.model
-        self.metrics: dict[str, float] = {}
+        # a finished run's final metrics stay its result until it trains again
+        self.metrics: dict[str, float] = dict(resume_state.get("metrics") or {}) if resume_state is not None else {}
 
     def _restore(self, state: dict) -> None:
-        if not self.sharded:  # a sharded checkpoint already restored the weights and the optimizer
+        if not self.sharded_checkpoints:  # a sharded checkpoint already restored the weights and the optimizer
             load_model_state(self.model, state["model"], str(self.dir.last))
             self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -195,7 +212,10 @@ class _Run:
         """Run until `trainer.max_steps`; evaluate, log and checkpoint on schedule."""
         t, info = self.t, self.info
         start_time = time.perf_counter()
-        self.progress = tqdm(total=t.max_steps, initial=self.step, disable=not (info.is_main and t.progress),
+        if self.already_complete:  # nothing to train: the saved run and its final metrics, untouched
+            return self._result(0.0)
+        shown = info.is_main and t.progress and os.environ.get("LEARNLIB_PROGRESS", "on") != "off"  # off: stored notebooks
+        self.progress = tqdm(total=t.max_steps, initial=self.step, disable=not shown,
                              desc=self.cfg.name, dynamic_ncols=True, mininterval=1.0)
         self.model.train()
         try:
@@ -208,10 +228,15 @@ class _Run:
         seconds = time.perf_counter() - start_time
         if info.is_main and t.plot:
             plot_curves(self.logger.history, self.dir.path / "curves.png", title=self.cfg.name)
-        last = self.dir.last if info.is_main and self.dir.last.exists() else None
-        best = self.dir.best if info.is_main and self.dir.best.exists() else None
+        return self._result(seconds)
+
+    def _result(self, seconds: float) -> FitResult:
+        is_main = self.info.is_main
+        last = self.dir.last if is_main and self.dir.last.exists() else None
+        best = self.dir.best if is_main and self.dir.best.exists() else None
         return FitResult(metrics=self.metrics, checkpoint=last, best_checkpoint=best, run_dir=self.dir.path,
-                         steps=self.step, seconds=seconds, history=dict(self.logger.history), is_main=info.is_main)
+                         steps=self.step, seconds=seconds, history=dict(self.logger.history), is_main=is_main,
+                         already_complete=self.already_complete)
 
     def _optimizer_step(self) -> tuple[float, dict[str, float]]:
         """Forward and backward over `grad_accum` micro-batches, then one optimizer step."""
@@ -266,6 +291,11 @@ class _Run:
             return "no checkpoint written yet"
         return f"last good checkpoint: {self.dir.last} (step {self.last_good_step})"
 
+    def _intact(self) -> str:
+        if self.last_good_step is None:
+            return "no checkpoint written yet"
+        return f"last good checkpoint {self.dir.last} (step {self.last_good_step}) is intact"
+
     def _checkpoint(self, new_metrics: bool) -> None:
         """Write last (and best on a new best); never with non-finite weights or optimizer state.
 
@@ -277,13 +307,14 @@ class _Run:
         if new_best:
             self.best_value = metric
         distributed.barrier(self.info)
-        if self.sharded:
-            save_sharded(self.dir.last, self.model, self.optimizer, self._state(with_weights=False))
-        elif self.info.is_main:
-            atomic_save(self._state(), self.dir.last)
-        self.last_good_step = self.step
-        if new_best and self.info.is_main:
-            self.dir.copy_last_to_best()
+        with writing_run_files(self.dir.checkpoints, self._intact()):
+            if self.sharded_checkpoints:
+                save_sharded(self.dir.last, self.model, self.optimizer, self._state(with_weights=False))
+            elif self.info.is_main:
+                atomic_save(self._state(), self.dir.last)
+            self.last_good_step = self.step
+            if new_best and self.info.is_main:
+                self.dir.copy_last_to_best()
         distributed.barrier(self.info)
 
     def _check_finite(self) -> None:

@@ -43,6 +43,9 @@ def check_labels(labels: torch.Tensor, num_classes: int) -> None:
     """Raise a ValueError unless labels (B,) are integer class ids in 0..num_classes-1 or -1 (null class)."""
     if labels.ndim != 1:
         raise ValueError(f"labels must be (B,), got {tuple(labels.shape)}")
+    if labels.numel() == 0:
+        raise ValueError("labels is empty (shape (0,)): pass at least one class id to sample, "
+                         "e.g. torch.tensor([3]), or -1 for an unconditional sample")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise ValueError(f"labels must be an integer tensor of class ids, got dtype {labels.dtype}; "
                          "use torch.tensor([...], dtype=torch.long)")

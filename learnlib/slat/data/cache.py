@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from learnlib.atomic import atomic_open
 from learnlib.slat.data.features import SLatObject
 from learnlib.splat.cameras import Cameras
 
@@ -72,16 +71,8 @@ class SLatCache:
             "Ks": obj.cameras.Ks.float().numpy(),
             "meta": np.array(json.dumps(meta, default=str)),
         }
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=self.root)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(path) as handle:
+            np.savez(handle, **arrays)
         return path
 
     def load(self, name: str, settings: dict) -> SLatObject:
