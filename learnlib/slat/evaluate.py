@@ -24,16 +24,21 @@ import torch
 from torch import Tensor
 
 from learnlib.data.meshes import voxel_centres
-from learnlib.metrics import masked_psnr_per_image, object_mask, psnr_per_image, silhouette_iou, ssim_per_image
+from learnlib.metrics import (
+    masked_psnr_per_image,
+    object_mask,
+    psnr_per_image,
+    silhouette_iou,
+    ssim_per_image,
+)
 from learnlib.slat.data.projection import project_voxel_features
 from learnlib.splat.cameras import Cameras
 from learnlib.splat.gaussians import Gaussians
 
-__all__ = ["METHODS", "MASK_THRESHOLD", "evaluate_object", "heldout_scores", "render_with_alpha", "voxel_splats"]
+__all__ = ["MASK_THRESHOLD", "METHODS", "evaluate_object", "heldout_scores", "render_with_alpha", "voxel_splats"]
 
 METHODS = ("SLat VAE", "per-scene fit", "voxel splats", "all black")
 MASK_THRESHOLD = 0.05
-SCORES = ("masked_psnr", "ssim", "iou", "psnr")
 
 
 def render_with_alpha(gaussians: Gaussians, cameras: Cameras, **render_kwargs) -> tuple[Tensor, Tensor]:

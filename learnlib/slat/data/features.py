@@ -36,13 +36,13 @@ __all__ = [
     "TRELLIS_RADIUS",
     "RenderedViews",
     "SLatObject",
+    "heldout_offset",
     "load_trellis_features",
     "preprocess_mesh",
     "render_object_views",
     "save_trellis_features",
     "slat_cameras",
     "view_stack",
-    "heldout_offset",
 ]
 
 TRELLIS_RADIUS = 2.0
