@@ -52,12 +52,18 @@ class MeshSource:
     preprocesses again into another file. `vary_cameras` shifts each object's Hammersley set by an
     offset drawn from its name (TRELLIS draws a random offset per object), so objects are not all
     seen from the same directions; the offset is reproducible, so the cache stays valid.
+    `heldout_views` > 0 adds that many views from a second Hammersley set interleaved with the first
+    (`learnlib.slat.data.features.heldout_offset`): views num_views.. of each object, never used for
+    its voxel features; `SLatDataset(views="train" | "heldout")` splits on them.
     """
 
     def __init__(self, names, cache_dir, resolution: int = 32, num_views: int = 8, image_size: int = 64,
                  backend: str = "patch_pool", backend_kwargs: dict | None = None, visibility: bool = False,
                  radius: float = TRELLIS_RADIUS, fov_deg: float = TRELLIS_FOV_DEG, up_axes: dict | None = None,
-                 vary_cameras: bool = True, lighting: str = "world"):
+                 vary_cameras: bool = True, lighting: str = "world", heldout_views: int = 0):
+        if heldout_views < 0:
+            raise ValueError(f"heldout_views must be >= 0, got {heldout_views}")
+        self.heldout_views = int(heldout_views)
         self.names = [str(n) for n in names]
         if not self.names:
             raise ValueError("MeshSource needs at least one mesh name")
@@ -77,10 +83,14 @@ class MeshSource:
     def settings(self, index: int) -> dict:
         name = self.names[index]
         kwargs = {k: str(v) for k, v in self.backend_kwargs.items() if k not in ("device", "batch_size", "model")}
-        return {"resolution": self.resolution, "num_views": self.num_views_per_object, "image_size": self.image_size,
-                "radius": self.radius, "fov_deg": self.fov_deg, "visibility": self.visibility,
-                "backend": self.backend_name, "backend_kwargs": kwargs, "up_axis": self.up_axes.get(name, "z"),
-                "camera_offset": self.camera_offset(index), "lighting": self.lighting}
+        settings = {"resolution": self.resolution, "num_views": self.num_views_per_object,
+                    "image_size": self.image_size, "radius": self.radius, "fov_deg": self.fov_deg,
+                    "visibility": self.visibility, "backend": self.backend_name, "backend_kwargs": kwargs,
+                    "up_axis": self.up_axes.get(name, "z"), "camera_offset": self.camera_offset(index),
+                    "lighting": self.lighting}
+        if self.heldout_views:  # absent when 0: caches made before held-out views existed stay valid
+            settings["heldout_views"] = self.heldout_views
+        return settings
 
     def camera_offset(self, index: int) -> tuple[float, float]:
         """The (du, dv) shift of object `index`'s Hammersley cameras: from its name, or (0, 0)."""
@@ -104,7 +114,7 @@ class MeshSource:
         return preprocess_mesh(mesh, self.backend, resolution=self.resolution, num_views=self.num_views_per_object,
                                image_size=self.image_size, radius=self.radius, fov_deg=self.fov_deg,
                                offset=self.camera_offset(index), visibility=self.visibility, name=name,
-                               lighting=self.lighting)
+                               lighting=self.lighting, heldout_views=self.heldout_views)
 
     def prepare(self, index: int) -> None:
         """Preprocess object `index` into the cache unless it is there already."""
@@ -123,7 +133,11 @@ class MeshSource:
         return self._sizes[index]
 
     def num_views(self, index: int) -> int:
-        return self.num_views_per_object
+        return self.num_views_per_object + self.heldout_views
+
+    def heldout_ids(self, index: int) -> list[int]:
+        """The ids of object `index`'s held-out views (after its training views); [] without held-out views."""
+        return list(range(self.num_views_per_object, self.num_views_per_object + self.heldout_views))
 
     def _object(self, index: int) -> SLatObject:
         """The object `index`, reusing the last one read (an item reads voxels, then views)."""
@@ -147,7 +161,8 @@ class SLatDataset(Dataset):
 
     `views_per_item` views are drawn at random per item (1, as TRELLIS); None returns all views.
     `views` picks which of an object's views the item may use: "all", "train" or "heldout", where
-    with `holdout_every` = k > 0 the views i with i % k == k - 1 are held out (k = 0: none is).
+    with `holdout_every` = k > 0 the views i with i % k == k - 1 are held out (k = 0: none is), and
+    a source with held-out views of its own (`MeshSource(heldout_views=...)`) holds those out.
     Objects with more than `max_voxels` voxels are skipped with a warning naming them
     (`on_too_large="error"` raises instead). `sizes` lists the voxel counts of the kept objects.
     """
@@ -158,7 +173,11 @@ class SLatDataset(Dataset):
             raise ValueError(f"on_too_large must be 'skip' or 'error', got {on_too_large!r}")
         if views not in VIEW_SPLITS:
             raise ValueError(f"views must be one of {VIEW_SPLITS}, got {views!r}")
-        if holdout_every < 0 or holdout_every == 1 or (views == "heldout" and holdout_every == 0):
+        own_heldout = bool(getattr(source, "heldout_views", 0))
+        if own_heldout and holdout_every:
+            raise ValueError(f"the source has {source.heldout_views} held-out views of its own; holdout_every must be "
+                             f"0 then, got {holdout_every}")
+        if not own_heldout and (holdout_every < 0 or holdout_every == 1 or (views == "heldout" and holdout_every == 0)):
             raise ValueError(f"holdout_every must be 0 (no held-out views) or >= 2, and >= 2 for views='heldout'; "
                              f"got {holdout_every} with views={views!r}")
         self.views, self.holdout_every = views, int(holdout_every)
@@ -182,9 +201,12 @@ class SLatDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def view_ids(self, total: int) -> list[int]:
-        """The ids of the views this dataset uses among an object's `total` views."""
+    def view_ids(self, total: int, index: int | None = None) -> list[int]:
+        """The ids of the views this dataset uses among an object's `total` views (`index`: the source's object)."""
         ids = list(range(total))
+        if getattr(self.source, "heldout_views", 0) and self.views != "all":
+            held = set(self.source.heldout_ids(self.indices[0] if index is None else index))
+            return [i for i in ids if (i in held) == (self.views == "heldout")]
         k = self.holdout_every
         if self.views == "all" or k == 0:
             return ids
@@ -204,7 +226,7 @@ class SLatDataset(Dataset):
         if coords.min() < 0 or coords.max() >= resolution:
             raise ValueError(f"object {self.names[item]}: voxel coords must lie in [0, {resolution}), got "
                              f"[{int(coords.min())}, {int(coords.max())}]")
-        allowed = self.view_ids(self.source.num_views(index))
+        allowed = self.view_ids(self.source.num_views(index), index)
         if not allowed:
             raise ValueError(f"object {self.names[item]} has no {self.views} views (holdout_every={self.holdout_every})")
         if self.views_per_item is None:
@@ -259,7 +281,7 @@ def build(source: str = "meshes", views_per_item: int | None = 1, val_views_per_
           meshes=None, val_meshes=None, unseen_meshes=None, cache_dir: str | None = None, num_views: int = 8,
           backend: str = "patch_pool", backend_kwargs: dict | None = None, dinov2_weights: str | None = None,
           feature_device: str = "cpu", visibility: bool = False, up_axes: dict | None = None,
-          vary_cameras: bool = True, lighting: str = "world", root: str | None = None,
+          vary_cameras: bool = True, lighting: str = "world", heldout_views: int = 0, root: str | None = None,
           model: str = "dinov2_vitl14_reg", min_aesthetic_score: float | None = None):
     """(train, val) SLatDatasets; the keywords are the keys of a `data` config.
 
@@ -272,7 +294,9 @@ def build(source: str = "meshes", views_per_item: int | None = 1, val_views_per_
     training and validation, for reports such as benchmarks/bench_slat_vae.py), cache_dir
     (~/.cache/learnlib/slat), resolution (32), num_views (8), image_size (64), backend ("patch_pool" |
     "dinov2"), backend_kwargs, dinov2_weights, feature_device ("cpu"), visibility (False), up_axes ({}),
-    vary_cameras (True), lighting ("world" | "camera").
+    vary_cameras (True), lighting ("world" | "camera"), heldout_views (0; k > 0: k more views per mesh from a
+    second Hammersley set interleaved with the first, never used for the features, are the validation
+    split's views and never training targets; holdout_every must then be 0).
     For "trellis": root (required), model ("dinov2_vitl14_reg"), image_size (512), resolution (64),
     min_aesthetic_score (None).
     A validation split that would be empty falls back to the training objects.
@@ -297,7 +321,8 @@ def build(source: str = "meshes", views_per_item: int | None = 1, val_views_per_
                   "resolution": int(resolution or 32), "num_views": int(num_views),
                   "image_size": int(image_size or 64), "backend": backend, "backend_kwargs": backend_kwargs,
                   "visibility": bool(visibility), "up_axes": dict(up_axes or {}),
-                  "vary_cameras": bool(vary_cameras), "lighting": str(lighting)}
+                  "vary_cameras": bool(vary_cameras), "lighting": str(lighting),
+                  "heldout_views": int(heldout_views)}
 
         def make(subset):
             return MeshSource(subset, **common)
@@ -317,8 +342,9 @@ def build(source: str = "meshes", views_per_item: int | None = 1, val_views_per_
     else:
         raise ValueError(f"data.source must be 'meshes' or 'trellis', got {source!r}")
     holdout = int(holdout_every)
+    split = bool(holdout) or (source == "meshes" and int(heldout_views) > 0)
     train = SLatDataset(make(train_names), views_per_item=views_per_item, max_voxels=max_voxels,
-                        views="train" if holdout else "all", holdout_every=holdout)
+                        views="train" if split else "all", holdout_every=holdout)
     val = SLatDataset(make(val_names or train_names), views_per_item=val_views_per_item,
-                      max_voxels=max_voxels, views="heldout" if holdout else "all", holdout_every=holdout)
+                      max_voxels=max_voxels, views="heldout" if split else "all", holdout_every=holdout)
     return train, val

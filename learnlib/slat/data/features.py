@@ -36,6 +36,7 @@ __all__ = [
     "TRELLIS_RADIUS",
     "RenderedViews",
     "SLatObject",
+    "heldout_offset",
     "load_trellis_features",
     "preprocess_mesh",
     "render_object_views",
@@ -99,6 +100,21 @@ def slat_cameras(num_views: int, image_size: int, radius: float = TRELLIS_RADIUS
     return hammersley_cameras(num_views, radius=radius, fov=math.radians(fov_deg), width=image_size, offset=offset)
 
 
+def heldout_offset(offset, num_views: int) -> tuple[float, float]:
+    """The Hammersley shift of an object's held-out cameras: half a pitch step and half a yaw step away from
+    the training set drawn with `offset` over `num_views` views, so the two sets interleave on the sphere."""
+    return (float(offset[0]) + 0.5, float(offset[1]) + 0.5 / max(int(num_views), 1))
+
+
+def concat_cameras(first: Cameras, second: Cameras) -> Cameras:
+    """The cameras of `first` followed by those of `second` (same image size)."""
+    if (first.width, first.height) != (second.width, second.height):
+        raise ValueError(f"cameras must share one image size, got {first.width}x{first.height} and "
+                         f"{second.width}x{second.height}")
+    return Cameras(torch.cat([first.viewmats, second.viewmats]), torch.cat([first.Ks, second.Ks]),
+                   first.width, first.height)
+
+
 def render_object_views(mesh, cameras: Cameras, with_normals: bool = False, lighting: str = "world") -> RenderedViews:
     """Render a (normalized) trimesh mesh from every camera: shaded RGB, alpha, depth, optional normals.
 
@@ -145,9 +161,12 @@ def view_stack(views: RenderedViews, with_geometry: bool) -> Tensor:
 def preprocess_mesh(mesh, backend, resolution: int = 64, num_views: int = 150, image_size: int = 512,
                     radius: float = TRELLIS_RADIUS, fov_deg: float = TRELLIS_FOV_DEG, offset=(0.0, 0.0),
                     visibility: bool = False, name: str = "mesh", normalize: bool = True,
-                    lighting: str = "world") -> SLatObject:
+                    lighting: str = "world", heldout_views: int = 0) -> SLatObject:
     """Normalize, voxelize, render and featurize one trimesh mesh (see the module docstring).
 
+    `heldout_views` > 0 also renders that many held-out views from a second Hammersley set interleaved
+    with the first (`heldout_offset`); they are stored after the `num_views` training views and never
+    feed the voxel features, which are projected from the training views alone.
     `visibility=False` averages every voxel's features over all views (TRELLIS); True keeps, per
     voxel, the views whose depth test passes (`visibility_from_depth`, tolerance one voxel diagonal).
     `lighting` as `render_object_views`. ValueError when the mesh has no voxel inside the cube.
@@ -158,6 +177,8 @@ def preprocess_mesh(mesh, backend, resolution: int = 64, num_views: int = 150, i
     coords = voxelize(mesh, resolution)  # (N, 3)
     if len(coords) == 0:
         raise ValueError(f"{name}: the mesh has no voxel inside [-0.5, 0.5]^3 at resolution {resolution}")
+    if heldout_views < 0:
+        raise ValueError(f"heldout_views must be >= 0, got {heldout_views}")
     cameras = slat_cameras(num_views, image_size, radius, fov_deg, offset)
     needs_geometry = getattr(backend, "needs_geometry", False)
     views = render_object_views(mesh, cameras, with_normals=needs_geometry, lighting=lighting)
@@ -166,7 +187,13 @@ def preprocess_mesh(mesh, backend, resolution: int = 64, num_views: int = 150, i
     visible = (visibility_from_depth(points, cameras, views.depths, default_visibility_tolerance(resolution))
                if visibility else None)
     feats = project_voxel_features(maps, points, cameras, visible)  # (N, C)
-    return SLatObject(name, resolution, coords, feats.float(), views.images, views.alphas, cameras)
+    images, alphas = views.images, views.alphas
+    if heldout_views:
+        held_cameras = slat_cameras(heldout_views, image_size, radius, fov_deg, heldout_offset(offset, num_views))
+        held = render_object_views(mesh, held_cameras, lighting=lighting)
+        images, alphas = torch.cat([images, held.images]), torch.cat([alphas, held.alphas])  # (V + H, ., h, w)
+        cameras = concat_cameras(cameras, held_cameras)
+    return SLatObject(name, resolution, coords, feats.float(), images, alphas, cameras)
 
 
 def save_trellis_features(path, coords: Tensor, feats: Tensor) -> None:
