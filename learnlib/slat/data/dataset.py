@@ -232,7 +232,8 @@ def collate_slat(items: list[dict]) -> dict:
         raise ValueError("collate_slat needs at least one item")
     channels = {it["feats"].shape[1] for it in items}
     if len(channels) != 1:
-        raise ValueError(f"every object must have the same feature width, got {sorted(channels)}")
+        widths = ", ".join(f"{it['name']}: {it['feats'].shape[1]}" for it in items)
+        raise ValueError(f"every object must have the same feature width, got {widths}")
     coords = torch.cat([torch.cat([torch.full((len(it["coords"]), 1), b, dtype=torch.int32), it["coords"].int()], dim=1)
                         for b, it in enumerate(items)])  # (sum N, 4)
     feats = torch.cat([it["feats"] for it in items])  # (sum N, C)
