@@ -30,7 +30,7 @@ def test_wrong_num_voxels_in_metadata_is_caught_when_loading(tmp_path):
     objects = write_random_dataset(tmp_path, count=2, views=2, image_size=8)
     rewrite_metadata(tmp_path, lambda row: row.update(num_voxels="3"))  # the budget would see 3 voxels each
     dataset = SLatDataset(TrellisSource(tmp_path, image_size=8), max_voxels=None)
-    first = sorted(objects)[0]
+    first = min(objects)
     with pytest.raises(ValueError, match=f"lists num_voxels 3 for {first}.*holds {len(objects[first][0])} voxels"):
         dataset[0]
 
@@ -57,7 +57,7 @@ def test_filters_that_keep_nothing_are_named(tmp_path):
 
 def test_non_numeric_aesthetic_score_names_the_object(tmp_path):
     objects = write_random_dataset(tmp_path, count=2, views=2, image_size=8)
-    first = sorted(objects)[0]
+    first = min(objects)
     rewrite_metadata(tmp_path, lambda row: row.update(aesthetic_score="n/a") if row["sha256"] == first else None)
     with pytest.raises(ValueError, match=f"object {first} has aesthetic_score 'n/a'"):
         TrellisSource(tmp_path, image_size=8, min_aesthetic_score=4.5)
@@ -78,5 +78,5 @@ def test_object_with_another_feature_width_is_named(tmp_path):
     coords = objects[odd][0]
     save_trellis_features(tmp_path / "features" / MODEL / f"{odd}.npz", coords, torch.randn(len(coords), 6))
     dataset = SLatDataset(TrellisSource(tmp_path, image_size=8), max_voxels=None)
-    with pytest.raises(ValueError, match=f"same feature width.*{sorted(objects)[0]}: 8, {odd}: 6"):
+    with pytest.raises(ValueError, match=f"same feature width.*{min(objects)}: 8, {odd}: 6"):
         collate_slat([dataset[0], dataset[1]])
