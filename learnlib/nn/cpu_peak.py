@@ -8,6 +8,8 @@ allocator's own slack: the CPU counterpart of CUDA's `max_memory_allocated() - m
 
 from __future__ import annotations
 
+from typing import Self
+
 import torch
 from torch.profiler import ProfilerActivity, profile
 
@@ -20,7 +22,7 @@ class CpuPeak:
         self.end = 0
         self._profile = None
 
-    def __enter__(self) -> CpuPeak:
+    def __enter__(self) -> Self:
         self._profile = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
         self._profile.__enter__()
         return self

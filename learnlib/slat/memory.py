@@ -28,7 +28,15 @@ estimate measures real tensors on the CPU (learnlib.slat.memory_step) and extrap
 - Activation checkpointing (learnlib.nn.checkpointing over `SLatVAE.blocks`) keeps what is saved
   outside the blocks plus the blocks' input features (N x width fp32 per block), plus one block's
   saved tensors while it is recomputed.
-- fp16 is counted as bf16 (the same bytes; the CPU runs bf16 autocast only).
+- fp16 is counted as bf16 (the same bytes; the CPU runs bf16 autocast only). Under bf16 each block
+  also saves autocast's bf16 copies of its Linear weights, once per step whatever the voxels: that
+  constant (2 bytes per Linear weight) is taken out before a and k are solved and added back per block.
+- Transient: the whole step (forward, backward, AdamW step) is measured at the four calibration
+  points with torch's CPU allocator events (learnlib.slat.memory_step.measure_peak); its peak above
+  the saved tensors is fitted as t0 + t_v N + t_p P + t_vp N P_obj like the outside part. It is the
+  PyTorch rasterizer's (pixel, Gaussian) intersection temporaries (built under no_grad) and the
+  backward's temporaries. With "auto"/"flash" (CUDA, gsplat) the pair term t_vp is left out: gsplat's
+  own transient (per tile) is not measured here and not counted.
 
 `SLatWorkload` registers all this with learnlib.memory: its unit is voxels per device
 (`trainer.batch_budget`), its saved profile and largest-budget search are the ones below.

@@ -200,7 +200,6 @@ def measure_peak(model: nn.Module, num_voxels: int, image_size: int, views: int 
         with CpuPeak() as peak:
             run()
         opt.zero_grad(set_to_none=True)
-        del opt, step
     finally:
         model.load_state_dict(weights_before)
         for attn, old in changed:
