@@ -35,8 +35,9 @@ estimate measures real tensors on the CPU (learnlib.slat.memory_step) and extrap
   points with torch's CPU allocator events (learnlib.slat.memory_step.measure_peak); its peak above
   the saved tensors is fitted as t0 + t_v N + t_p P + t_vp N P_obj like the outside part. It is the
   PyTorch rasterizer's (pixel, Gaussian) intersection temporaries (built under no_grad) and the
-  backward's temporaries. With "auto"/"flash" (CUDA, gsplat) the pair term t_vp is left out: gsplat's
-  own transient (per tile) is not measured here and not counted.
+  backward's temporaries. Measured (once, lazily) for "reference" and "sdpa" only: with "auto"/"flash"
+  (the CUDA run, which renders with gsplat) the transient is not counted, gsplat's own temporaries
+  (per tile, on the GPU) being unknown here; say so when reading such an estimate.
 
 `SLatWorkload` registers all this with learnlib.memory: its unit is voxels per device
 (`trainer.batch_budget`), its saved profile and largest-budget search are the ones below.
@@ -148,7 +149,7 @@ class SLatFit:
     inputs: tuple[float, float]  # block-input bytes: intercept and per voxel, of all calibration blocks
     calibration_blocks: tuple[int, int]  # blocks per half in the calibration model
     weight_copies: tuple[int, ...] = ()  # autocast's low-precision weight copies each calibration block saves
-    transient: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # t0, t_v, t_p, t_vp of the step's peak
+    saved_totals: tuple[tuple[tuple[int, int], int], ...] = ()  # ((voxels, px), saved bytes) at the four points
 
 
 def _solve2(n1: float, s1: float, y1: float, n2: float, s2: float, y2: float) -> tuple[float, float]:
@@ -200,11 +201,32 @@ def calibrate(model: nn.Module, precision: str, backend: str | None, setting: Re
     outside = _fit_bilinear({key: run.outside for key, run in runs.items()}, n1, n2, p1, p2)
     i_v = (runs[n2, p1].block_inputs - runs[n1, p1].block_inputs) / (n2 - n1)
     inputs = (runs[n1, p1].block_inputs - i_v * n1, i_v)
-    peaks = {(n, p): measure_peak(calib, n, p, 1, 1, cpu_precision(precision), sparse_backend, setting.weights,
-                                  lpips_fn).step_peak - runs[n, p].total
-             for n in (n1, n2) for p in (p1, p2)}
     return SLatFit(tuple(per_voxel), tuple(per_stat), shifts, outside, inputs,
-                   (len(calib.encoder.blocks), len(calib.decoder.blocks)), copies, _fit_bilinear(peaks, n1, n2, p1, p2))
+                   (len(calib.encoder.blocks), len(calib.decoder.blocks)), copies,
+                   tuple((key, run.total) for key, run in runs.items()))
+
+
+def calibrate_transient(model: nn.Module, precision: str, backend: str | None, setting: RenderSetting,
+                        fit: SLatFit) -> tuple[float, float, float, float]:
+    """t0, t_v, t_p, t_vp of the step's peak above its saved tensors: whole CPU steps of the calibration model
+    at the four calibration points (see the module docstring), less what `fit` measured they save."""
+    calib = calibration_model(model)
+    lpips_fn = lpips_network(setting.weights)
+    (n1, n2), (p1, p2) = CALIBRATION_VOXELS, CALIBRATION_PIXELS
+    saved = dict(fit.saved_totals)
+    peaks = {(n, p): measure_peak(calib, n, p, 1, 1, cpu_precision(precision), SPARSE_BACKENDS[backend],
+                                  setting.weights, lpips_fn).step_peak - saved[n, p]
+             for n in (n1, n2) for p in (p1, p2)}
+    return _fit_bilinear(peaks, n1, n2, p1, p2)
+
+
+def slat_transient(workload: Workload, precision: str, backend: str | None) -> tuple[float, float, float, float]:
+    """The transient calibration of `workload`, measured once (only for the PyTorch rasterizer's backends)."""
+    key = ("slat-transient", precision, SPARSE_BACKENDS[backend])
+    if key not in workload.traces:
+        workload.traces[key] = calibrate_transient(workload.model, precision, backend, slat_setting(workload),
+                                                   slat_fit(workload, precision, backend))
+    return workload.traces[key]
 
 
 def slat_fit(workload: Workload, precision: str, backend: str | None) -> SLatFit:
@@ -245,10 +267,10 @@ def slat_saved_profile(workload: Workload, voxels: int, precision: str, backend:
     calib_blocks = sum(fit.calibration_blocks)
     inputs = max(0, round((fit.inputs[0] + fit.inputs[1] * voxels) * sum(half_blocks) / calib_blocks))
     trained = frozenset(name for name, p in model.named_parameters() if p.requires_grad)
-    t0, t_v, t_p, t_vp = fit.transient
-    # the PyTorch rasterizer's (pixel, Gaussian) temporaries grow with voxels x pixels; gsplat's (CUDA) are
-    # per (Gaussian, tile) and not measured here: with "auto"/"flash" that term is left out
-    transient = max(0, round(t0 + t_v * voxels + t_p * objects * pixels + (0.0 if flash else t_vp * voxels * pixels)))
+    transient = 0  # "auto"/"flash": the CUDA run renders with gsplat, whose transient is not measured here
+    if not flash:  # the PyTorch rasterizer's (pixel, Gaussian) temporaries and the backward's, measured on CPU
+        t0, t_v, t_p, t_vp = slat_transient(workload, precision, backend)
+        transient = max(0, round(t0 + t_v * voxels + t_p * objects * pixels + t_vp * voxels * pixels))
     return SavedProfile(outside + sum(per_block), outside + inputs, max(per_block, default=0), trained, transient)
 
 
