@@ -34,6 +34,35 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return state
 
 
+def read_state_dict(path: str | os.PathLike, what: str) -> dict[str, torch.Tensor]:
+    """The tensors of a released weights file (a state dict, or one under "model" / "state_dict").
+
+    CheckpointError naming the file and `what` it must hold (e.g. "the DINOv2 ViT-L/14 weights
+    dinov2_vitl14_reg4_pretrain.pth") when it cannot be read as one, or is a learnlib training checkpoint."""
+    path = Path(path).expanduser()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 torch raises several types for text, truncated or foreign files
+        raise CheckpointError(f"{path} could not be read as a weights file ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0][:120]}); it must hold {what}") from None
+    if isinstance(state, dict) and state.get("format") == FORMAT:
+        raise CheckpointError(f"{path} is a learnlib training checkpoint, not a weights file: it must hold {what}")
+    for key in ("model", "state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} holds no state dict of tensors ({type(state).__name__}); it must hold {what}")
+    return state
+
+
+def load_released_weights(model: torch.nn.Module, state_dict: dict, path, what: str) -> None:
+    """`load_model_state` whose error names the weights file and what it must hold."""
+    try:
+        load_model_state(model, state_dict, str(path))
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}; {path} must hold {what}") from None
+
+
 def load_model_state(model: torch.nn.Module, state_dict: dict, source: str) -> None:
     """load_state_dict(strict) that names the missing and unexpected keys on a mismatch."""
     own = model.state_dict()

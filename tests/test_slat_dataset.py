@@ -32,7 +32,8 @@ def test_items_and_collate_over_a_trellis_folder(tmp_path):
         rows = sparse.layout[b]
         assert (sparse.coords[rows, 0] == b).all()
         assert torch.equal(sparse.coords[rows, 1:].long(), dataset[b]["coords"])
-    assert batch["images"].shape == (3, 1, 3, 16, 16) and set(batch) == {"feats", "images", "alphas", "cameras", "names"}
+    assert batch["images"].shape == (3, 1, 3, 16, 16) and set(batch) == {"feats", "images", "alphas", "cameras", "names",
+                                                                          "resolution"}
     assert [len(c) for c in batch["cameras"]] == [1, 1, 1]
     all_views = SLatDataset(TrellisSource(tmp_path, image_size=16), views_per_item=None)[0]
     assert all_views["images"].shape == (4, 3, 16, 16)

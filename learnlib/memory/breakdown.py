@@ -35,6 +35,8 @@ class MemoryBreakdown:
     recompute_peak: with activation checkpointing, one block's saved tensors while it is
     recomputed in backward. ema: the trainer's exponential moving average of the weights (a full
     copy of the parameters and buffers, `trainer.ema_decay`), 0 when there is none.
+    transient: what the step allocates above its saved tensors at its highest point (temporaries such
+    as the PyTorch rasterizer's (pixel, Gaussian) pairs), where the family counts it, else 0.
     """
 
     parameters: int
@@ -54,6 +56,7 @@ class MemoryBreakdown:
     activation_checkpointing: bool
     attention_backend: str
     ema: int = 0
+    transient: int = 0
 
     @property
     def model_state(self) -> int:
@@ -64,13 +67,14 @@ class MemoryBreakdown:
     def total(self) -> int:
         """Everything above, per device (no CUDA context or allocator slack: see learnlib.memory.gpus)."""
         return (self.model_state + self.gathered_parameters + self.communication + self.frozen
-                + self.activations + self.recompute_peak)
+                + self.activations + self.recompute_peak + self.transient)
 
     def rows(self) -> list[tuple[str, int]]:
-        """(name, bytes) of every part (the EMA only when there is one), then the total."""
+        """(name, bytes) of every part (the EMA and the transient only when there is one), then the total."""
         names = ["parameters", "gradients", "optimizer_states", "ema", "gathered_parameters", "communication",
-                 "buffers", "frozen", "activations", "recompute_peak"]
-        return [*((name, getattr(self, name)) for name in names if name != "ema" or self.ema), ("total", self.total)]
+                 "buffers", "frozen", "activations", "recompute_peak", "transient"]
+        return [*((name, getattr(self, name)) for name in names if name not in ("ema", "transient") or getattr(self, name)),
+                ("total", self.total)]
 
     def describe(self) -> str:
         """One line naming the setting."""

@@ -24,6 +24,9 @@ Conventions (what each part holds):
   it is recomputed in backward (`recompute_peak`).
 - EMA (`ema=True`; the CLI's default when trainer.ema_decay > 0): the trainer's averaged copy of
   the parameters and buffers, held like the parameters (sharded under FSDP).
+- Transient: the step's peak above its saved tensors (temporaries), counted where a family's profile
+  measures it (the SLat VAE: the PyTorch rasterizer's (pixel, Gaussian) pairs and the backward's
+  temporaries); 0 for the FakeTensor-traced families.
 - A family may count another unit and bring its own saved profile (learnlib.workloads):
   the SLat VAE's `batch_per_device` is its voxels per device, and its activations come from CPU
   measurements at two voxel counts and two render sizes, extrapolated (learnlib.slat.memory).
@@ -146,6 +149,7 @@ def estimate_workload(workload: Workload, batch_per_device: int, precision: str,
     parts = state_parts(model, precision, optimizer, strategy, world_size, profile.trained, ema)
     return MemoryBreakdown(**parts,
                            frozen=workload.frozen_bytes, activations=activations, recompute_peak=recompute,
+                           transient=profile.transient,
                            batch_per_device=batch_per_device, precision=precision, optimizer=optimizer,
                            strategy=strategy, world_size=world_size,
                            activation_checkpointing=activation_checkpointing, attention_backend=backend)

@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from learnlib.weights import load_released_weights, read_state_dict
+
 VGG16_WEIGHTS_ENV = "LEARNLIB_VGG16_WEIGHTS"
 VGG16_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 STAGE_ENDS = (4, 9, 16, 23, 30)  # features[:4] ends at relu1_2, [:9] relu2_2, ... [:30] relu5_3
@@ -62,8 +64,9 @@ class VGG16Features(nn.Module):
             raise FileNotFoundError(
                 f"VGG16 backbone weights not found (got {path!r}): LPIPS needs torchvision's ImageNet VGG16 "
                 f"state dict (vgg16-397923af.pth) as a local file; pass its path or set {VGG16_WEIGHTS_ENV}")
-        state = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
-        self.load_state_dict({k: v for k, v in state.items() if k.startswith("features.")}, strict=True)
+        what = "torchvision's ImageNet VGG16 state dict (vgg16-397923af.pth, keys features.*)"
+        state = read_state_dict(path, what)
+        load_released_weights(self, {k: v for k, v in state.items() if k.startswith("features.")}, path, what)
         return self
 
 
@@ -108,9 +111,11 @@ class LPIPSVGG(nn.Module):
         path = Path(path) if path is not None else lpips_heads_path()
         if not path.is_file():
             raise FileNotFoundError(f"LPIPS heads file {path} not found")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.lins.load_state_dict({f"{k}.weight": state[f"lin{k}.model.1.weight"] for k in range(len(self.lins))},
-                                  strict=True)
+        what = "the LPIPS v0.1 VGG heads (lin0.model.1.weight ... lin4.model.1.weight, the lpips package's vgg.pth)"
+        state = read_state_dict(path, what)
+        heads = {f"{k}.weight": state[f"lin{k}.model.1.weight"] for k in range(len(self.lins))
+                 if f"lin{k}.model.1.weight" in state}
+        load_released_weights(self.lins, heads, path, what)
 
     def forward(self, x0: Tensor, x1: Tensor) -> Tensor:
         if x0.shape != x1.shape or x0.dim() != 4 or x0.shape[1] != 3:

@@ -28,7 +28,16 @@ estimate measures real tensors on the CPU (learnlib.slat.memory_step) and extrap
 - Activation checkpointing (learnlib.nn.checkpointing over `SLatVAE.blocks`) keeps what is saved
   outside the blocks plus the blocks' input features (N x width fp32 per block), plus one block's
   saved tensors while it is recomputed.
-- fp16 is counted as bf16 (the same bytes; the CPU runs bf16 autocast only).
+- fp16 is counted as bf16 (the same bytes; the CPU runs bf16 autocast only). Under bf16 each block
+  also saves autocast's bf16 copies of its Linear weights, once per step whatever the voxels: that
+  constant (2 bytes per Linear weight) is taken out before a and k are solved and added back per block.
+- Transient: the whole step (forward, backward, AdamW step) is measured at the four calibration
+  points with torch's CPU allocator events (learnlib.slat.memory_step.measure_peak); its peak above
+  the saved tensors is fitted as t0 + t_v N + t_p P + t_vp N P_obj like the outside part. It is the
+  PyTorch rasterizer's (pixel, Gaussian) intersection temporaries (built under no_grad) and the
+  backward's temporaries. Measured (once, lazily) for "reference" and "sdpa" only: with "auto"/"flash"
+  (the CUDA run, which renders with gsplat) the transient is not counted, gsplat's own temporaries
+  (per tile, on the GPU) being unknown here; say so when reading such an estimate.
 
 `SLatWorkload` registers all this with learnlib.memory: its unit is voxels per device
 (`trainer.batch_budget`), its saved profile and largest-budget search are the ones below.
@@ -44,7 +53,7 @@ from torch import nn
 
 from learnlib.models import state_bytes
 from learnlib.slat.losses import TINY_LOSS_WEIGHTS, SLatLossWeights
-from learnlib.slat.memory_step import measure_saved, synthetic_coords, training_step
+from learnlib.slat.memory_step import measure_peak, measure_saved, synthetic_coords, training_step
 from learnlib.slat.vae import SLatVAE
 from learnlib.workloads import (
     ConfigExtras,
@@ -139,6 +148,8 @@ class SLatFit:
     outside: tuple[float, float, float, float]  # o0, o_v, o_p, o_vp
     inputs: tuple[float, float]  # block-input bytes: intercept and per voxel, of all calibration blocks
     calibration_blocks: tuple[int, int]  # blocks per half in the calibration model
+    weight_copies: tuple[int, ...] = ()  # autocast's low-precision weight copies each calibration block saves
+    saved_totals: tuple[tuple[tuple[int, int], int], ...] = ()  # ((voxels, px), saved bytes) at the four points
 
 
 def _solve2(n1: float, s1: float, y1: float, n2: float, s2: float, y2: float) -> tuple[float, float]:
@@ -147,6 +158,22 @@ def _solve2(n1: float, s1: float, y1: float, n2: float, s2: float, y2: float) ->
     if abs(det) < 1e-9 * abs(n1 * s2):
         return y2 / n2, 0.0
     return (y1 * s2 - y2 * s1) / det, (n1 * y2 - n2 * y1) / det
+
+
+def weight_copy_bytes(block: nn.Module, precision: str) -> int:
+    """Bytes of the low-precision weight copies autocast makes (and saves) for `block`'s Linear layers."""
+    if precision == "fp32":
+        return 0
+    return 2 * sum(m.weight.numel() for m in block.modules() if isinstance(m, nn.Linear))
+
+
+def _fit_bilinear(values: dict, n1: int, n2: int, p1: int, p2: int) -> tuple[float, float, float, float]:
+    """c0, c_v, c_p, c_vp with c0 + c_v n + c_p p^2 + c_vp n p^2 = values[n, p] at the four points."""
+    c_vp = ((values[n2, p2] - values[n1, p2]) - (values[n2, p1] - values[n1, p1])) / ((n2 - n1) * (p2**2 - p1**2))
+    c_v = (values[n2, p1] - values[n1, p1]) / (n2 - n1) - c_vp * p1**2
+    c_p = (values[n1, p2] - values[n1, p1]) / (p2**2 - p1**2) - c_vp * n1
+    c0 = values[n1, p1] - c_v * n1 - c_p * p1**2 - c_vp * n1 * p1**2
+    return c0, c_v, c_p, c_vp
 
 
 def calibrate(model: nn.Module, precision: str, backend: str | None, setting: RenderSetting) -> SLatFit:
@@ -163,21 +190,43 @@ def calibrate(model: nn.Module, precision: str, backend: str | None, setting: Re
     blocks = list(calib.blocks)
     shifts = tuple(b.attn.shift_window for b in blocks)
     resolution, window, heads = calib.encoder.resolution, calib.encoder.window_size, calib.encoder.num_heads
+    copies = tuple(weight_copy_bytes(b, cpu_precision(precision)) for b in blocks)
     per_voxel, per_stat = [], []
     for j, shift in enumerate(shifts):
         s1, s2 = (attention_statistic(n, 1, resolution, window, shift, heads, sparse_backend) for n in (n1, n2))
-        a, k = _solve2(n1, s1, runs[n1, p1].per_block[j], n2, s2, runs[n2, p1].per_block[j])
+        # the weight copies are one constant per block; the rest grows with the voxels and the statistic
+        a, k = _solve2(n1, s1, runs[n1, p1].per_block[j] - copies[j], n2, s2, runs[n2, p1].per_block[j] - copies[j])
         per_voxel.append(a)
         per_stat.append(k)
-    outside = {key: run.outside for key, run in runs.items()}
-    o_vp = ((outside[n2, p2] - outside[n1, p2]) - (outside[n2, p1] - outside[n1, p1])) / ((n2 - n1) * (p2**2 - p1**2))
-    o_v = (outside[n2, p1] - outside[n1, p1]) / (n2 - n1) - o_vp * p1**2
-    o_p = (outside[n1, p2] - outside[n1, p1]) / (p2**2 - p1**2) - o_vp * n1
-    o0 = outside[n1, p1] - o_v * n1 - o_p * p1**2 - o_vp * n1 * p1**2
+    outside = _fit_bilinear({key: run.outside for key, run in runs.items()}, n1, n2, p1, p2)
     i_v = (runs[n2, p1].block_inputs - runs[n1, p1].block_inputs) / (n2 - n1)
     inputs = (runs[n1, p1].block_inputs - i_v * n1, i_v)
-    return SLatFit(tuple(per_voxel), tuple(per_stat), shifts, (o0, o_v, o_p, o_vp), inputs,
-                   (len(calib.encoder.blocks), len(calib.decoder.blocks)))
+    return SLatFit(tuple(per_voxel), tuple(per_stat), shifts, outside, inputs,
+                   (len(calib.encoder.blocks), len(calib.decoder.blocks)), copies,
+                   tuple((key, run.total) for key, run in runs.items()))
+
+
+def calibrate_transient(model: nn.Module, precision: str, backend: str | None, setting: RenderSetting,
+                        fit: SLatFit) -> tuple[float, float, float, float]:
+    """t0, t_v, t_p, t_vp of the step's peak above its saved tensors: whole CPU steps of the calibration model
+    at the four calibration points (see the module docstring), less what `fit` measured they save."""
+    calib = calibration_model(model)
+    lpips_fn = lpips_network(setting.weights)
+    (n1, n2), (p1, p2) = CALIBRATION_VOXELS, CALIBRATION_PIXELS
+    saved = dict(fit.saved_totals)
+    peaks = {(n, p): measure_peak(calib, n, p, 1, 1, cpu_precision(precision), SPARSE_BACKENDS[backend],
+                                  setting.weights, lpips_fn).step_peak - saved[n, p]
+             for n in (n1, n2) for p in (p1, p2)}
+    return _fit_bilinear(peaks, n1, n2, p1, p2)
+
+
+def slat_transient(workload: Workload, precision: str, backend: str | None) -> tuple[float, float, float, float]:
+    """The transient calibration of `workload`, measured once (only for the PyTorch rasterizer's backends)."""
+    key = ("slat-transient", precision, SPARSE_BACKENDS[backend])
+    if key not in workload.traces:
+        workload.traces[key] = calibrate_transient(workload.model, precision, backend, slat_setting(workload),
+                                                   slat_fit(workload, precision, backend))
+    return workload.traces[key]
 
 
 def slat_fit(workload: Workload, precision: str, backend: str | None) -> SLatFit:
@@ -209,7 +258,8 @@ def slat_saved_profile(workload: Workload, voxels: int, precision: str, backend:
             stat = attention_statistic(per_object, objects, enc.resolution, enc.window_size, fit.shifts[j],
                                        enc.num_heads, sparse)
             a, k = fit.per_voxel[j], fit.per_statistic[j]
-            per_block.append(max(0, round((a + k) * voxels if flash else a * voxels + k * stat)))
+            copies = fit.weight_copies[j] if fit.weight_copies else 0
+            per_block.append(copies + max(0, round((a + k) * voxels if flash else a * voxels + k * stat)))
     pixels = setting.views * setting.image_size**2  # per object
     o0, o_v, o_p, o_vp = fit.outside
     pairs = 0.0 if flash else o_vp * voxels * pixels  # gsplat (CUDA) saves per (Gaussian, tile), not per pixel
@@ -217,7 +267,11 @@ def slat_saved_profile(workload: Workload, voxels: int, precision: str, backend:
     calib_blocks = sum(fit.calibration_blocks)
     inputs = max(0, round((fit.inputs[0] + fit.inputs[1] * voxels) * sum(half_blocks) / calib_blocks))
     trained = frozenset(name for name, p in model.named_parameters() if p.requires_grad)
-    return SavedProfile(outside + sum(per_block), outside + inputs, max(per_block, default=0), trained)
+    transient = 0  # "auto"/"flash": the CUDA run renders with gsplat, whose transient is not measured here
+    if not flash:  # the PyTorch rasterizer's (pixel, Gaussian) temporaries and the backward's, measured on CPU
+        t0, t_v, t_p, t_vp = slat_transient(workload, precision, backend)
+        transient = max(0, round(t0 + t_v * voxels + t_p * objects * pixels + t_vp * voxels * pixels))
+    return SavedProfile(outside + sum(per_block), outside + inputs, max(per_block, default=0), trained, transient)
 
 
 def largest_voxels(total_at, budget_bytes: float, upper: int) -> int:

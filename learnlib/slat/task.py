@@ -34,6 +34,15 @@ def _model_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def check_resolution(model, batch: dict) -> None:
+    """ValueError naming data.resolution and model.resolution when the batch's voxel grid is not the model's."""
+    data = batch.get("resolution")
+    model_resolution = getattr(model, "module", model).encoder.resolution
+    if data is not None and int(data) != int(model_resolution):
+        raise ValueError(f"data.resolution={int(data)} but model.resolution={int(model_resolution)}: the voxels "
+                         "would be placed on another grid than the model's; set both to the same value")
+
+
 def _views(batch: dict, device: torch.device) -> tuple[list[Tensor], list[Tensor], list]:
     """Per object: images [k, 3, H, W], alphas [k, H, W] and Cameras on `device`."""
     images = [im.to(device) for im in batch["images"]]
@@ -84,6 +93,7 @@ class SLatVAEReconstruction(Task):
                     for g, c, bg in zip(gaussians, cameras, backgrounds)]
 
     def training_loss(self, model, batch):
+        check_resolution(model, batch)
         device = _model_device(model)
         images, alphas, cameras = _views(batch, device)
         out = model(batch["feats"].to(device), sample_posterior=True)
@@ -101,6 +111,7 @@ class SLatVAEReconstruction(Task):
             self.lpips_fn.to(device)
 
     def eval_sums(self, model, batch):
+        check_resolution(model, batch)
         device = _model_device(model)
         images, alphas, cameras = _views(batch, device)
         out = model(batch["feats"].to(device), sample_posterior=False)

@@ -23,6 +23,7 @@ from learnlib.models import register
 from learnlib.nn.layer_scale import LayerScale, LayerScaleBlock
 from learnlib.nn.patch_embed import PatchEmbed
 from learnlib.nn.pos_embed import resample_pos_embed
+from learnlib.weights import load_released_weights, read_state_dict
 
 __all__ = [
     "DINOV2_VITL14_REG_PARAMS",
@@ -143,9 +144,8 @@ def load_dinov2(path, map_location="cpu", **overrides) -> DinoV2:
     if not path.is_file():
         raise FileNotFoundError(f"DINOv2 weights not found at {path}: download dinov2_vitl14_reg4_pretrain.pth "
                                 "from facebookresearch/dinov2 once and point the config at it (never downloaded here)")
-    state = torch.load(path, map_location=map_location, weights_only=True)
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
+    what = "the DINOv2 ViT-L/14 (4 registers) weights, dinov2_vitl14_reg4_pretrain.pth of facebookresearch/dinov2"
+    state = read_state_dict(path, what)
     model = dinov2_vitl14_reg(**overrides)
-    model.load_state_dict(state, strict=True)
+    load_released_weights(model, state, path, what)
     return model.eval()

@@ -249,20 +249,25 @@ def _stack_or_list(tensors: list[Tensor]):
 def collate_slat(items: list[dict]) -> dict:
     """Pack SLatDataset items: feats = SparseTensor (features [sum N, C], coords int32 (batch, x, y, z),
     batch-contiguous), images (B, k, 3, H, W), alphas (B, k, 1, H, W) (lists when the objects' view
-    counts or sizes differ), cameras (list of Cameras), names."""
+    counts or sizes differ), cameras (list of Cameras), names, and resolution (the items' voxel grid)
+    when every item carries it."""
     if not items:
         raise ValueError("collate_slat needs at least one item")
     channels = {it["feats"].shape[1] for it in items}
     if len(channels) != 1:
-        raise ValueError(f"every object must have the same feature width, got {sorted(channels)}")
+        widths = ", ".join(f"{it['name']}: {it['feats'].shape[1]}" for it in items)
+        raise ValueError(f"every object must have the same feature width, got {widths}")
     coords = torch.cat([torch.cat([torch.full((len(it["coords"]), 1), b, dtype=torch.int32), it["coords"].int()], dim=1)
                         for b, it in enumerate(items)])  # (sum N, 4)
     feats = torch.cat([it["feats"] for it in items])  # (sum N, C)
     resolution = max(it.get("resolution", int(it["coords"].max()) + 1) for it in items)
     sparse = SparseTensor(feats, coords, resolution=resolution, batch_size=len(items))
-    return {"feats": sparse, "images": _stack_or_list([it["images"] for it in items]),
-            "alphas": _stack_or_list([it["alphas"] for it in items]),
-            "cameras": [it["cameras"] for it in items], "names": [it["name"] for it in items]}
+    batch = {"feats": sparse, "images": _stack_or_list([it["images"] for it in items]),
+             "alphas": _stack_or_list([it["alphas"] for it in items]),
+             "cameras": [it["cameras"] for it in items], "names": [it["name"] for it in items]}
+    if all("resolution" in it for it in items):
+        batch["resolution"] = resolution  # the data's voxel grid (data.resolution), checked by the task
+    return batch
 
 
 def _split(names: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:

@@ -77,9 +77,24 @@ def read_metadata(root) -> list[dict[str, str]]:
         raise _missing(path, "the object list", "build_metadata.py")
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    if rows and "sha256" not in rows[0]:
+    if not rows:
+        raise ValueError(f"{path} lists no objects (it is empty or holds only a header): run TRELLIS's "
+                         "dataset_toolkits/build_metadata.py, or point data.root at another folder")
+    if "sha256" not in rows[0]:
         raise ValueError(f"{path} has no 'sha256' column (columns: {sorted(rows[0])})")
     return rows
+
+
+def _aesthetic_score(row: dict[str, str], path: Path) -> float | None:
+    """The row's aesthetic_score as a float (None when empty); ValueError naming the row and the value."""
+    value = (row.get("aesthetic_score") or "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{path}: object {row.get('sha256')} has aesthetic_score {value!r}, not a number; fix "
+                         "the value (or leave it empty), or unset data.min_aesthetic_score") from None
 
 
 def read_transforms(path, image_size: int | None = None) -> tuple[list[str], Cameras]:
@@ -148,7 +163,8 @@ class TrellisSource:
         if rows and column in rows[0]:
             rows = [r for r in rows if _truthy(r[column])]
         if min_aesthetic_score is not None and rows and "aesthetic_score" in rows[0]:
-            rows = [r for r in rows if r["aesthetic_score"] and float(r["aesthetic_score"]) >= min_aesthetic_score]
+            scores = [_aesthetic_score(r, self.root / "metadata.csv") for r in rows]
+            rows = [r for r, score in zip(rows, scores) if score is not None and score >= min_aesthetic_score]
         if instances is not None:
             wanted = set(instances)
             rows = [r for r in rows if r["sha256"] in wanted]
@@ -159,25 +175,49 @@ class TrellisSource:
                           f"{self.feature_dir} and are skipped (first: {self.missing[0]}); run TRELLIS's "
                           "dataset_toolkits/extract_feature.py for them", stacklevel=2)
         self.names = [r["sha256"] for r in self.rows]
+        if not self.rows and instances is None:
+            raise ValueError(f"no object of {self.root / 'metadata.csv'} is usable: none has a feature file in "
+                             f"{self.feature_dir} with {column} true and aesthetic_score >= {min_aesthetic_score}")
         self._num_voxels: dict[int, int] = {}
+        self._listed: dict[int, int] = {}  # num_voxels of metadata.csv, checked against the file when loaded
 
     def __len__(self) -> int:
         return len(self.names)
 
     def num_voxels(self, index: int) -> int:
-        """Voxel count at `resolution` (from metadata.csv's num_voxels at 64, else from the feature file)."""
+        """Voxel count at `resolution` (from metadata.csv's num_voxels at 64, else from the feature file).
+
+        A listed count is checked against the feature file when the object is loaded (`load_voxels`)."""
         if index not in self._num_voxels:
             value = self.rows[index].get("num_voxels")
             if self.resolution == TRELLIS_FEATURE_RESOLUTION and value not in (None, "", "0"):
-                self._num_voxels[index] = int(float(value))
+                try:
+                    self._listed[index] = self._num_voxels[index] = int(float(value))
+                except ValueError:
+                    raise ValueError(f"{self.root / 'metadata.csv'}: object {self.names[index]} has num_voxels "
+                                     f"{value!r}, not a number; fix it or empty the column") from None
             else:
                 self._num_voxels[index] = len(self.load_voxels(index)[0])
         return self._num_voxels[index]
 
     def load_voxels(self, index: int) -> tuple[Tensor, Tensor]:
-        """Coords int64 (N, 3) in [0, resolution) and features float32 (N, C) of object `index`."""
-        coords, feats = load_trellis_features(self.feature_dir / f"{self.names[index]}.npz",
-                                              TRELLIS_FEATURE_RESOLUTION)
+        """Coords int64 (N, 3) in [0, resolution) and features float32 (N, C) of object `index`.
+
+        ValueError naming the file when it cannot be read or holds another voxel count than metadata.csv
+        lists (the voxel budget of the batches is made from those counts)."""
+        path = self.feature_dir / f"{self.names[index]}.npz"
+        try:
+            coords, feats = load_trellis_features(path, TRELLIS_FEATURE_RESOLUTION)
+        except (ValueError, FileNotFoundError):
+            raise
+        except Exception as err:  # noqa: BLE001 numpy and zipfile raise many types for a damaged file
+            raise ValueError(f"feature file {path} cannot be read ({type(err).__name__}: {str(err)[:120]}); it is "
+                             "damaged: extract it again (TRELLIS's dataset_toolkits/extract_feature.py)") from None
+        listed = self._listed.get(index)
+        if listed is not None and listed != len(coords):
+            raise ValueError(f"{self.root / 'metadata.csv'} lists num_voxels {listed} for {self.names[index]}, but "
+                             f"{path} holds {len(coords)} voxels: fix the num_voxels column (or empty it to count "
+                             "from the files); the voxel-budget batches are made from these counts")
         return downsample_features(coords, feats, TRELLIS_FEATURE_RESOLUTION // self.resolution)
 
     def views_file(self, index: int) -> Path:
