@@ -139,6 +139,7 @@ def test_full_size_slat_step_on_fake_cuda(name):
     g = torch.Generator().manual_seed(0)
     batch["feats"] = SparseTensor(torch.randn(n, 1024, generator=g), batch["feats"].coords[:n])
     cfg = compose(name, ["task.lpips=0"])
+    batch["resolution"] = int(cfg.data.resolution)  # the 32^3 mesh voxels, read on the 64^3 grid: placement only
     task, model = build_task(cfg.task), build_model(cfg).train()
     probe = model.decoder.out_layer.weight  # zero at initialisation (TRELLIS): the only one step 1 moves
     before = probe.detach().clone()
