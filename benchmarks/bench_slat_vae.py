@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import torch
-from machine import append_results, cpu_model
+from machine import Figure, append_results, cpu_model
 from omegaconf import OmegaConf
 
 from learnlib.slat.data.dataset import MeshSource, SLatDataset
@@ -114,7 +114,16 @@ def main() -> None:
     body = "\n".join(header) + "\n\n" + "\n".join(lines)
     print(body)
     if not args.no_write:
-        append_results("Structured-latent VAE on CPU: object-level scores at interleaved held-out views", body)
+        vae, fit, splats, black = (mean_over(results, unseen, m, "masked_psnr") for m in METHODS)
+        fit_s = sum(results[n]["per-scene fit"]["seconds"] for n in unseen if "per-scene fit" in results[n])
+        figure = Figure("bench_slat_vae", f"SLat VAE ({recorded['step']} steps), {data.heldout_views} interleaved "
+                        f"held-out views, never-seen {' and '.join(unseen)}: masked PSNR",
+                        f"{vae:.2f} dB (voxel splats {splats:.2f}, all black {black:.2f})",
+                        f"{fit:.2f} dB per-scene fit, {args.fit_steps} steps ({fit_s / max(len(unseen), 1):.1f} s per "
+                        "object)" if args.fit_steps else "", f"{vae - splats:+.2f} dB over voxel splats",
+                        f"{cpu_model().split('(')[0].strip()}, {args.threads} thread(s)")
+        append_results("Structured-latent VAE on CPU: object-level scores at interleaved held-out views", body,
+                       [figure])
 
 
 if __name__ == "__main__":

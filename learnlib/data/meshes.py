@@ -94,16 +94,21 @@ def to_z_up(mesh, up_axis: str = "z"):
 
 
 def load_mesh(name_or_path: str, up_axis: str = "z"):
-    """A trimesh mesh from a sample-mesh name or a mesh file, rotated z-up (a fresh copy each call).
+    """A trimesh mesh from a sample-mesh name, a procedural name ("shapes/<seed>", learnlib.data.procedural,
+    already z-up: `up_axis` is not applied) or a mesh file, rotated z-up (a fresh copy each call).
 
-    FileNotFoundError when `name_or_path` is neither; ValueError naming the file when it fails to load.
+    FileNotFoundError when `name_or_path` is none of these; ValueError naming the file when it fails to load.
     """
+    from learnlib.data.procedural import is_procedural, procedural_mesh
+
+    if is_procedural(name_or_path):
+        return procedural_mesh(name_or_path)
     if name_or_path in list_sample_meshes():
         return load_sample_mesh(name_or_path, up_axis=up_axis)
     path = Path(name_or_path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"{name_or_path!r} is neither a sample mesh ({', '.join(list_sample_meshes())}) "
-                                "nor an existing mesh file")
+        raise FileNotFoundError(f"{name_or_path!r} is neither a sample mesh ({', '.join(list_sample_meshes())}), "
+                                "a procedural one (shapes/<seed>) nor an existing mesh file")
     _check_up_axis(up_axis)
     import trimesh
 

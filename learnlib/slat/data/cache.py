@@ -9,7 +9,8 @@ its feature files); `load_or_create` always returns what the file holds, so a no
 run see identical objects. Files are written to a temporary file in the same folder, then renamed:
 a failed or interrupted run leaves every cached file as it was; temporary files a killed run left
 behind are removed once they are an hour old. When the name is a mesh file, the key holds a hash of
-its bytes: a mesh edited in place is preprocessed again. A cached file that cannot be read (truncated,
+its bytes: a mesh edited in place is preprocessed again; a procedural mesh ("shapes/<seed>") is keyed by its
+recipe's version. A cached file that cannot be read (truncated,
 empty) is rebuilt by `load_or_create` with a warning naming it.
 """
 
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from learnlib.atomic import atomic_open
+from learnlib.data.procedural import PROCEDURAL_VERSION, is_procedural
 from learnlib.slat.data.features import SLatObject
 from learnlib.splat.cameras import Cameras
 
@@ -39,7 +41,10 @@ _content_hashes: dict[tuple, str] = {}
 
 
 def content_hash(name: str) -> str | None:
-    """SHA-1 of the file `name` when it is a file (kept per path, size and mtime), else None (a sample mesh)."""
+    """SHA-1 of the file `name` when it is a file (kept per path, size and mtime), the recipe's version for a
+    procedural mesh (learnlib.data.procedural), else None (a sample mesh)."""
+    if is_procedural(name):
+        return f"procedural-v{PROCEDURAL_VERSION}"
     path = Path(name).expanduser()
     if not path.is_file():
         return None

@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from learnlib.data.meshes import load_mesh
+from learnlib.data.procedural import procedural_names
 from learnlib.data.registry import register_dataset
 from learnlib.slat.data.cache import SLatCache
 from learnlib.slat.data.extractors import make_backend
@@ -283,7 +284,7 @@ def _split(names: list[str], val_fraction: float, seed: int) -> tuple[list[str],
 def build(source: str = "meshes", views_per_item: int | None = 1, val_views_per_item: int | None = None,
           max_voxels: int | None = TRELLIS_MAX_VOXELS, val_fraction: float = 0.25, split_seed: int = 0,
           holdout_every: int = 0, resolution: int | None = None, image_size: int | None = None,
-          meshes=None, val_meshes=None, unseen_meshes=None, cache_dir: str | None = None, num_views: int = 8,
+          meshes=None, procedural_meshes: int = 0, val_meshes=None, unseen_meshes=None, cache_dir: str | None = None, num_views: int = 8,
           backend: str = "patch_pool", backend_kwargs: dict | None = None, dinov2_weights: str | None = None,
           feature_device: str = "cpu", visibility: bool = False, up_axes: dict | None = None,
           vary_cameras: bool = True, lighting: str = "world", heldout_views: int = 0, root: str | None = None,
@@ -295,7 +296,8 @@ def build(source: str = "meshes", views_per_item: int | None = 1, val_views_per_
     training split uses every view and the validation split every view; k >= 2: views i with
     i % k == k - 1 are left out of training and are the validation split's views).
     For "meshes": meshes (names or files; default every sample mesh), val_meshes (explicit validation
-    list, overrides val_fraction), unseen_meshes (not loaded here: meshes an experiment keeps out of
+    list, overrides val_fraction), procedural_meshes (0; k > 0: k procedural meshes
+    "shapes/0" ... added to the training split only, learnlib.data.procedural), unseen_meshes (not loaded here: meshes an experiment keeps out of
     training and validation, for reports such as benchmarks/bench_slat_vae.py), cache_dir
     (~/.cache/learnlib/slat), resolution (32), num_views (8), image_size (64), backend ("patch_pool" |
     "dinov2"), backend_kwargs, dinov2_weights, feature_device ("cpu"), visibility (False), up_axes ({}),
@@ -318,6 +320,9 @@ def build(source: str = "meshes", views_per_item: int | None = 1, val_views_per_
             train_names = [n for n in names if n not in set(val_names)]
         else:
             train_names, val_names = _split(names, val_fraction, seed)
+        if not val_names and val_fraction == 0:  # validation falls back to the training objects: the named ones
+            val_names = list(train_names)
+        train_names += procedural_names(int(procedural_meshes))
         backend_kwargs = dict(backend_kwargs or {})
         if backend == "dinov2":
             backend_kwargs.setdefault("weights", dinov2_weights)
