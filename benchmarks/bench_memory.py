@@ -15,10 +15,12 @@ VAR and VQ-VAE take several minutes of forward passes on 2 cores: `--full`).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
-from machine import Figure, append_results, cpu_model
+from machine import Figure, append_results, cpu_model, return_freed_memory
 
 from learnlib import models
 from learnlib.memory import estimate
@@ -65,33 +67,34 @@ def compare(label: str, name: str, kwargs: dict, batches: tuple[int, ...]) -> li
     return rows
 
 
-def peak_rows(label: str, name: str, kwargs: dict, batches: tuple[int, ...]) -> list[tuple[str, float]]:
+def peak_row(label: str, name: str, kwargs: dict, batch: int, precision: str) -> tuple[str, float]:
     """(table row, est/meas) of the estimated total against the measured total peak of one whole CPU step."""
+    return_freed_memory()
     torch.manual_seed(0)
     model = models.create(name, **kwargs)
-    rows = []
-    for precision in ("fp32", "bf16"):
-        for batch in batches:
-            est = estimate(model, batch, precision=precision)
-            start = time.perf_counter()
-            meas = measure_total_peak(model, batch, precision, with_saved=True)
-            seconds = time.perf_counter() - start
-            ratio = est.total / meas.total
-            parts = (est.total, meas.total)
-            cells = [f"{v / MIB:,.1f}" for v in parts] + [f"{ratio:.3f}"] + [
-                f"{v / MIB:,.1f}" for v in (est.model_state, meas.state, est.activations, meas.saved,
-                                             est.transient, meas.step_peak - meas.saved)]
-            rows.append((f"| {label} | {batch} | {precision} | {' | '.join(cells)} | {seconds:.0f} |", ratio))
-            print(rows[-1][0], flush=True)
-    del model
-    return rows
+    est = estimate(model, batch, precision=precision)
+    start = time.perf_counter()
+    meas = measure_total_peak(model, batch, precision, with_saved=True)
+    seconds = time.perf_counter() - start
+    ratio = est.total / meas.total
+    cells = [f"{v / MIB:,.1f}" for v in (est.total, meas.total)] + [f"{ratio:.3f}"] + [
+        f"{v / MIB:,.1f}" for v in (est.model_state, meas.state, est.activations, meas.saved, est.transient,
+                                     meas.step_peak - meas.saved)]
+    return f"| {label} | {batch} | {precision} | {' | '.join(cells)} | {seconds:.0f} |", ratio
 
 
 def main_peak(args) -> None:
-    """The --peak table, appended to RESULTS.md with the current figure."""
+    """The --peak table, appended to RESULTS.md with the current figure. Each row runs in a fresh process: what
+    one full-size step leaves in the process (the C library's and BLAS's freed buffers) is not the next one's."""
     print("\n".join(PEAK_HEADER), flush=True)
+    cases = [(label, name, kwargs, batch, precision) for label, name, kwargs, batches in
+             (PEAK_SMOKE if args.smoke else PEAK) for precision in ("fp32", "bf16") for batch in batches]
     start = time.perf_counter()
-    results = [row for config in (PEAK_SMOKE if args.smoke else PEAK) for row in peak_rows(*config)]
+    results = []
+    with ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
+        for row, ratio in pool.map(peak_row, *zip(*cases, strict=True)):
+            print(row, flush=True)
+            results.append((row, ratio))
     seconds = time.perf_counter() - start
     if args.no_write or args.smoke:
         return
@@ -99,13 +102,13 @@ def main_peak(args) -> None:
     machine = f"{cpu_model()}, {torch.get_num_threads()} threads"
     append_results("Training memory: estimated total vs measured total peak of a step, CPU", (
         "`python benchmarks/bench_memory.py --peak`: one training step (forward, backward, fused AdamW step) on random "
-        "inputs, fp32 and bf16 autocast. Measured total peak = parameters + gradients (kept allocated, zeroed) + AdamW "
-        "moments + buffers before the step (state), plus the highest point torch's CPU allocator reaches above them "
-        "during forward, backward and the optimizer step (`learnlib.memory.measure_total_peak`, torch.profiler memory "
-        "events); saved = what the forward saves for backward; transient = the peak above state + saved. Estimate: "
-        "`learnlib.memory.estimate` (FakeTensor traces of the forward and backward at batch 1, 2 and 3, extrapolated; "
-        "oneDNN's per-thread convolution workspaces are not counted). "
-        f"Machine: {machine}, torch {torch.__version__}; {seconds:.0f} s in all.\n\n"
+        "inputs, fp32 and bf16 autocast, each row in a fresh process. Measured total peak = parameters + gradients "
+        "(kept allocated, zeroed) + AdamW moments + buffers before the step (state), plus the highest point torch's "
+        "CPU allocator reaches above them during forward, backward and the optimizer step "
+        "(`learnlib.memory.measure_total_peak`, torch.profiler memory events); saved = what the forward saves for "
+        "backward; transient = the peak above state + saved. Estimate: `learnlib.memory.estimate` (FakeTensor traces "
+        "of the forward and backward at batch 1, 2 and 3, extrapolated; the buffers oneDNN's convolution backward "
+        f"allocates inside the kernel are not counted). Machine: {machine}, torch {torch.__version__}; {seconds:.0f} s in all.\n\n"
         + "\n".join(PEAK_HEADER + [row for row, _ in results]) + "\n"),
         [Figure("bench_memory: total peak", "estimated total vs measured total peak of a CPU training step (ViT-B/16 "
                 "batch 8, 16; VAR-d16 batch 2, 4; VQ-VAE ch160 256 px batch 1, 2; fp32 and bf16)",

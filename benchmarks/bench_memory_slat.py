@@ -16,10 +16,12 @@ Default: slat_vae_tiny as experiment slat_vae_meshes runs it (8 Gaussians per vo
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
-from machine import Figure, append_results, cpu_model
+from machine import Figure, append_results, cpu_model, return_freed_memory
 
 from learnlib import models
 from learnlib.memory.breakdown import MIB
@@ -56,6 +58,7 @@ def rows(model, setting: RenderSetting, cases) -> list[str]:
 PEAK_CASES = [("fp32", "sdpa", 700), ("fp32", "sdpa", 2000), ("bf16", "math", 2000)]
 FULL_PEAK_CASES = [(p, "sdpa", n) for p in ("bf16", "fp32") for n in (2048, 4096)]
 FULL_PEAK_PX = 64  # small enough for a step of about 90 s on 2 cores (forward + backward at 4096 voxels)
+FULL_PEAK_SETTING = RenderSetting(FULL_PEAK_PX, 1, 1, TRELLIS_LOSS_WEIGHTS)
 
 
 def peak_rows(model, setting: RenderSetting, cases) -> list[str]:
@@ -75,12 +78,20 @@ def peak_rows(model, setting: RenderSetting, cases) -> list[str]:
     return out
 
 
+def full_peak_row(case) -> str:
+    """The --full row of `case` (precision, attention, voxels): the full-size VAE built, calibrated and measured in
+    this process."""
+    return_freed_memory()
+    torch.manual_seed(0)
+    return peak_rows(models.create("slat_vae_swin8_b_64l8"), FULL_PEAK_SETTING, [case])[0]
+
+
 def main_peak(args) -> None:
-    """The --peak table: slat_vae_tiny as slat_vae_meshes runs it, or (--full) the full-size VAE."""
+    """The --peak table: slat_vae_tiny as slat_vae_meshes runs it, or (--full) the full-size VAE, each case in a
+    fresh process (what one full-size step leaves in the process is not the next one's)."""
     torch.manual_seed(0)
     if args.full:
-        model = models.create("slat_vae_swin8_b_64l8")
-        setting, cases = RenderSetting(FULL_PEAK_PX, 1, 1, TRELLIS_LOSS_WEIGHTS), FULL_PEAK_CASES
+        setting, cases = FULL_PEAK_SETTING, FULL_PEAK_CASES
         what = (f"slat_vae_swin8_b_64l8 (12 + 12 blocks, width 768, 32 Gaussians per voxel), the TRELLIS loss "
                 f"(L1, SSIM, LPIPS-VGG with random weights, KL, regularizers), one object on the synthetic shell, "
                 f"1 view of {FULL_PEAK_PX} px (a render size small enough for a CPU step of about 90 s), AdamW")
@@ -93,7 +104,11 @@ def main_peak(args) -> None:
                "transient MiB est | transient MiB meas |"), "|---|---|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(header), flush=True)
     start = time.perf_counter()
-    table = peak_rows(model, setting, cases)
+    if args.full:
+        with ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
+            table = list(pool.map(full_peak_row, cases))
+    else:
+        table = peak_rows(model, setting, cases)
     seconds = time.perf_counter() - start
     if args.no_write:
         return
@@ -108,7 +123,8 @@ def main_peak(args) -> None:
                           "measured (torch's CPU allocator events)", f"{min(ratios):.3f} to {max(ratios):.3f}",
                           machine)]
     append_results("Training memory of the SLat VAE: estimated total vs measured total peak, CPU", (
-        f"`python benchmarks/bench_memory_slat.py --peak{' --full' if args.full else ''}`: {what}. Measured total "
+        f"`python benchmarks/bench_memory_slat.py --peak{' --full' if args.full else ''}`: {what}"
+        f"{'; each row in a fresh process' if args.full else ''}. Measured total "
         "peak = parameters + gradients (kept allocated) + AdamW moments + buffers before the step, plus the highest "
         "point torch's CPU allocator reaches above them during forward, backward and the optimizer step "
         "(`learnlib.nn.step_peak`, torch.profiler memory events). Estimate: `learnlib.memory` total with the SLat "

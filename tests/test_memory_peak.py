@@ -3,8 +3,8 @@
 Total = parameters + gradients + AdamW moments + buffers + saved activations + the step's transient
 (the loss's logits copies and their gradients, the gradients of activations, weight gradients before
 accumulation), traced on FakeTensors at batch 1, 2 and 3; measured with torch's CPU allocator events
-(learnlib.nn.step_peak) at batches the trace extrapolates to. Torch runs 2 threads here: oneDNN's
-per-thread convolution workspaces, which the estimate does not count, grow with the threads.
+(learnlib.nn.step_peak) at batches the trace extrapolates to. Torch runs 2 threads here: the buffers
+oneDNN's convolution backward keeps per thread, which the estimate does not count, grow with the threads.
 """
 
 import pytest

@@ -34,8 +34,8 @@ Conventions (what each part holds):
   optimizer step: it runs after the activations are freed, so only what it allocates beyond them
   counts (the fused AdamW: nothing; SGD: a copy of the gradients).
   What kernels allocate inside themselves is not a tensor and is not counted (cuBLAS/cuDNN
-  workspaces, in learnlib.memory.gpus's allowance; on CPU oneDNN's per-thread buffers of a
-  convolution's backward, a few times its weight per thread). A family with its own profile
+  workspaces, in learnlib.memory.gpus's allowance; on CPU, oneDNN's convolution backward copies
+  the output's gradient into its own layout and keeps a few weight-sized buffers per thread). A family with its own profile
   measures its transient (the SLat VAE: the PyTorch rasterizer's (pixel, Gaussian) pairs and the
   backward's temporaries, on CPU). The measured counterpart is learnlib.memory.measure_total_peak.
 - A family may count another unit and bring its own saved profile (learnlib.workloads):
@@ -130,6 +130,7 @@ def saved_profile(workload: Workload, batch: int, precision: str, backend: str |
         a, b = getattr(one, field), getattr(two, field)
         return a + (b - a) * (batch - 1)
 
+    activation_checkpointing = activation_checkpointing and has_blocks(workload.model)  # else refused by the caller
     traces = _traces(workload, precision, backend, activation_checkpointing)
     peak = forward_backward_peak(traces, batch)
     if peak is None:  # the ops differ between batch 2 and 3: trace this batch itself

@@ -5,7 +5,8 @@ live bytes after every allocation: the saved tensors as they accumulate, the los
 logits, and in backward the gradients of the activations next to the saved tensors not yet freed and
 each weight's gradient before it is added into `.grad`. Batch 1, 2 and 3 are traced; at a larger
 batch every allocation's level is extrapolated from batch 2 and 3 (where the same ops run) and the
-highest is taken, so the peak may move to another op as the batch grows.
+highest is taken, so the peak may move to another op as the batch grows. A kernel's own buffers are
+not tensors and are not seen (oneDNN's convolution backward on CPU copies the output's gradient).
 
 Optimizer step (after backward, when the activations are freed): learnlib.nn.optim's AdamW is the
 fused kernel, which updates in place and allocates nothing; torch's SGD (the foreach implementation,
