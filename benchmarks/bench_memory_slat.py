@@ -10,15 +10,18 @@ Default: slat_vae_tiny as experiment slat_vae_meshes runs it (8 Gaussians per vo
     python benchmarks/bench_memory_slat.py            # appends to RESULTS.md
     python benchmarks/bench_memory_slat.py --full --no-write
     python benchmarks/bench_memory_slat.py --peak     # total peak of a whole step (state + saved + transient)
+    python benchmarks/bench_memory_slat.py --peak --full   # the same for the full-size VAE at 2048 and 4096 voxels
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
-from machine import append_results, cpu_model
+from machine import Figure, append_results, cpu_model, return_freed_memory
 
 from learnlib import models
 from learnlib.memory.breakdown import MIB
@@ -53,6 +56,9 @@ def rows(model, setting: RenderSetting, cases) -> list[str]:
 
 
 PEAK_CASES = [("fp32", "sdpa", 700), ("fp32", "sdpa", 2000), ("bf16", "math", 2000)]
+FULL_PEAK_CASES = [(p, "sdpa", n) for p in ("bf16", "fp32") for n in (2048, 4096)]
+FULL_PEAK_PX = 64  # small enough for a step of about 90 s on 2 cores (forward + backward at 4096 voxels)
+FULL_PEAK_SETTING = RenderSetting(FULL_PEAK_PX, 1, 1, TRELLIS_LOSS_WEIGHTS)
 
 
 def peak_rows(model, setting: RenderSetting, cases) -> list[str]:
@@ -72,36 +78,68 @@ def peak_rows(model, setting: RenderSetting, cases) -> list[str]:
     return out
 
 
-def main_peak(args) -> None:
-    """The --peak table: slat_vae_tiny as slat_vae_meshes runs it."""
+def full_peak_row(case) -> str:
+    """The --full row of `case` (precision, attention, voxels): the full-size VAE built, calibrated and measured in
+    this process."""
+    return_freed_memory()
     torch.manual_seed(0)
-    model = models.create("slat_vae_tiny", decoder={"num_gaussians": 8})
-    setting = RenderSetting(64)
+    return peak_rows(models.create("slat_vae_swin8_b_64l8"), FULL_PEAK_SETTING, [case])[0]
+
+
+def main_peak(args) -> None:
+    """The --peak table: slat_vae_tiny as slat_vae_meshes runs it, or (--full) the full-size VAE, each case in a
+    fresh process (what one full-size step leaves in the process is not the next one's)."""
+    torch.manual_seed(0)
+    if args.full:
+        setting, cases = FULL_PEAK_SETTING, FULL_PEAK_CASES
+        what = (f"slat_vae_swin8_b_64l8 (12 + 12 blocks, width 768, 32 Gaussians per voxel), the TRELLIS loss "
+                f"(L1, SSIM, LPIPS-VGG with random weights, KL, regularizers), one object on the synthetic shell, "
+                f"1 view of {FULL_PEAK_PX} px (a render size small enough for a CPU step of about 90 s), AdamW")
+    else:
+        model = models.create("slat_vae_tiny", decoder={"num_gaussians": 8})
+        setting, cases = RenderSetting(64), PEAK_CASES
+        what = ("slat_vae_tiny (8 Gaussians per voxel) as experiment slat_vae_meshes runs it, one object on the "
+                "synthetic shell, 1 view of 64 px, AdamW")
     header = [("| precision | attention | voxels | total MiB est | total peak MiB meas | est/meas | "
                "transient MiB est | transient MiB meas |"), "|---|---|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(header), flush=True)
     start = time.perf_counter()
-    table = peak_rows(model, setting, PEAK_CASES)
+    if args.full:
+        with ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
+            table = list(pool.map(full_peak_row, cases))
+    else:
+        table = peak_rows(model, setting, cases)
     seconds = time.perf_counter() - start
     if args.no_write:
         return
+    machine = f"{cpu_model()}, {torch.get_num_threads()} thread(s)"
+    figures = []
+    if args.full:
+        ratios = [float(row.split(" | ")[5]) for row in table]
+        figures = [Figure("bench_memory_slat: total peak", f"SLat VAE swin8_b_64l8, estimated total vs measured total "
+                          f"peak of a CPU step, {', '.join(str(n) for n in sorted({c[2] for c in cases}))} voxels, "
+                          f"{FULL_PEAK_PX} px, bf16 and fp32",
+                          f"est/meas {min(ratios):.3f} to {max(ratios):.3f} ({len(ratios)} rows)",
+                          "measured (torch's CPU allocator events)", f"{min(ratios):.3f} to {max(ratios):.3f}",
+                          machine)]
     append_results("Training memory of the SLat VAE: estimated total vs measured total peak, CPU", (
-        "`python benchmarks/bench_memory_slat.py --peak`: slat_vae_tiny (8 Gaussians per voxel) as experiment "
-        "slat_vae_meshes runs it, one object on the synthetic shell, 1 view of 64 px, AdamW. Measured total peak = "
-        "parameters + gradients (kept allocated) + AdamW moments + buffers before the step, plus the highest point "
-        "torch's CPU allocator reaches above them during forward, backward and the optimizer step "
-        "(`learnlib.nn.cpu_peak`, torch.profiler memory events). Estimate: `learnlib.memory` total with the SLat "
-        "workload's transient (calibrated at 512 and 1024 voxels, 32 and 64 px; 700 and 2000 are not calibration "
-        "points); transient = peak above the saved tensors (the PyTorch rasterizer's (pixel, Gaussian) "
-        f"temporaries and the backward's). Machine: {cpu_model()}, {torch.get_num_threads()} thread(s), "
-        f"torch {torch.__version__}; {seconds:.0f} s in all.\n\n" + "\n".join(header + table) + "\n"))
+        f"`python benchmarks/bench_memory_slat.py --peak{' --full' if args.full else ''}`: {what}"
+        f"{'; each row in a fresh process' if args.full else ''}. Measured total "
+        "peak = parameters + gradients (kept allocated) + AdamW moments + buffers before the step, plus the highest "
+        "point torch's CPU allocator reaches above them during forward, backward and the optimizer step "
+        "(`learnlib.nn.step_peak`, torch.profiler memory events). Estimate: `learnlib.memory` total with the SLat "
+        "workload's transient (calibrated at 512 and 1024 voxels, 32 and 64 px on two blocks per half; the voxel "
+        "counts here are not calibration points); transient = peak above the saved tensors (the PyTorch "
+        f"rasterizer's (pixel, Gaussian) temporaries and the backward's). Machine: {machine}, "
+        f"torch {torch.__version__}; {seconds:.0f} s in all.\n\n" + "\n".join(header + table) + "\n"), figures)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="the full-size VAE at 1536 voxels (minutes on 2 cores)")
+    parser.add_argument("--full", action="store_true",
+                        help="the full-size VAE (1536 voxels; with --peak 2048 and 4096; minutes on 2 cores)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not append to RESULTS.md")
-    parser.add_argument("--peak", action="store_true", help="estimated total vs measured total peak (tiny VAE)")
+    parser.add_argument("--peak", action="store_true", help="estimated total vs measured total peak of a whole step")
     args = parser.parse_args()
     if args.peak:
         main_peak(args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import platform
 import statistics
 import time
@@ -21,6 +22,21 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def return_freed_memory(threshold: int = 1 << 20) -> None:
+    """Have glibc serve allocations of `threshold` bytes or more by mmap, returned to the system when freed.
+
+    By default glibc raises that threshold to the largest block freed so far (up to 32 MiB), so the
+    tensors of a big training step come from its heaps and stay in the process after they are freed:
+    measuring several full-size steps in one process then needs a multiple of the largest step's memory.
+    A no-op where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_mmap_threshold = -3  # glibc's mallopt parameter; setting it also turns the dynamic threshold off
+    libc.mallopt(m_mmap_threshold, threshold)
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:

@@ -48,7 +48,7 @@ class SavedProfile:
     checkpointed: int  # what stays saved when every block is checkpointed
     block_peak: int  # the largest one block saves
     trained: frozenset = frozenset()  # names of the parameters the loss reaches (they get gradients)
-    transient: int = 0  # the step's peak above the saved tensors (temporaries), where the family counts it
+    transient: int = 0  # the step's peak above what it holds (the saved tensors), where the family counts it
 
 
 def cpu_precision(precision: str) -> str:

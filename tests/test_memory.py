@@ -38,7 +38,8 @@ def test_estimate_within_ten_percent_of_cpu_measurement(small_models, key, preci
     est = estimate(model, batch, precision=precision)
     meas = measure_cpu(model, batch, precision=precision)
     assert est.activations == pytest.approx(meas.activations, rel=0.10)
-    assert est.total == pytest.approx(meas.total, rel=0.10)
+    # measure_cpu counts state + saved bytes; the transient is checked against a step's peak (test_memory_peak.py)
+    assert est.total - est.transient == pytest.approx(meas.total, rel=0.10)
     assert (est.parameters, est.optimizer_states) == (meas.parameters, meas.optimizer_states)
     # VAR's q/v bias gradients are slices of one (3C,) gradient that also holds the zero k bias's part
     assert est.gradients == pytest.approx(meas.gradients, rel=1e-3)
@@ -142,7 +143,8 @@ def test_estimate_tracks_the_cuda_peak():
     model = models.create("vit_small_patch16_224").cuda()
     est = estimate(model, 32, precision="bf16", attention_backend="sdpa")
     peak = measure_cuda(model, 32, "bf16")["peak"]
-    # the estimate counts all gradients at once and no transient buffers: close to, not equal to, the peak
+    # the estimate counts all gradients at once and no kernel workspaces (cuBLAS's, the fused attention's):
+    # close to, not equal to, the peak
     assert 0.8 < est.total / peak < 1.2
 
 

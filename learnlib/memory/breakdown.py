@@ -35,8 +35,9 @@ class MemoryBreakdown:
     recompute_peak: with activation checkpointing, one block's saved tensors while it is
     recomputed in backward. ema: the trainer's exponential moving average of the weights (a full
     copy of the parameters and buffers, `trainer.ema_decay`), 0 when there is none.
-    transient: what the step allocates above its saved tensors at its highest point (temporaries such
-    as the PyTorch rasterizer's (pixel, Gaussian) pairs), where the family counts it, else 0.
+    transient: what the step allocates above the parts before it at its highest point (the gradients of
+    activations, the loss's copies of the logits, the optimizer step's temporaries; the PyTorch
+    rasterizer's (pixel, Gaussian) pairs): see learnlib.memory.estimate.
     """
 
     parameters: int

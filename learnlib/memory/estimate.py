@@ -24,9 +24,20 @@ Conventions (what each part holds):
   it is recomputed in backward (`recompute_peak`).
 - EMA (`ema=True`; the CLI's default when trainer.ema_decay > 0): the trainer's averaged copy of
   the parameters and buffers, held like the parameters (sharded under FSDP).
-- Transient: the step's peak above its saved tensors (temporaries), counted where a family's profile
-  measures it (the SLat VAE: the PyTorch rasterizer's (pixel, Gaussian) pairs and the backward's
-  temporaries); 0 for the FakeTensor-traced families.
+- Transient: the step's highest point above the parts before it (the saved tensors; with
+  checkpointing, the checkpointed ones and one recomputed block), the larger of two:
+  forward/backward: from a FakeTensor trace of the whole forward and backward with the gradients
+  already allocated (every step but the first), the live tensors after each allocation: the loss's
+  copies of the logits and their gradients, the gradients of the activations next to the saved
+  tensors backward has not freed yet, each weight's gradient before it is added into `.grad`
+  (learnlib.memory.transient: traced at batch 1, 2 and 3, extrapolated per allocation beyond);
+  optimizer step: it runs after the activations are freed, so only what it allocates beyond them
+  counts (the fused AdamW: nothing; SGD: a copy of the gradients).
+  What kernels allocate inside themselves is not a tensor and is not counted (cuBLAS/cuDNN
+  workspaces, in learnlib.memory.gpus's allowance; on CPU, oneDNN's convolution backward copies
+  the output's gradient into its own layout and keeps a few weight-sized buffers per thread). A family with its own profile
+  measures its transient (the SLat VAE: the PyTorch rasterizer's (pixel, Gaussian) pairs and the
+  backward's temporaries, on CPU). The measured counterpart is learnlib.memory.measure_total_peak.
 - A family may count another unit and bring its own saved profile (learnlib.workloads):
   the SLat VAE's `batch_per_device` is its voxels per device, and its activations come from CPU
   measurements at two voxel counts and two render sizes, extrapolated (learnlib.slat.memory).
@@ -38,7 +49,13 @@ from torch import nn
 
 from learnlib.memory.breakdown import OPTIMIZERS, PRECISIONS, STRATEGIES, MemoryBreakdown, check_choice
 from learnlib.memory.spec import resolve
-from learnlib.memory.trace import trace_saved
+from learnlib.memory.trace import trace_step
+from learnlib.memory.transient import (
+    TRACED_BATCHES,
+    forward_backward_peak,
+    optimizer_transient,
+    step_transient,
+)
 from learnlib.nn.backends import canonical_backend
 from learnlib.workloads import SavedProfile, Workload, positive_int
 
@@ -88,24 +105,43 @@ def state_parts(model: nn.Module, precision: str, optimizer: str, strategy: str,
     return parts
 
 
-def saved_profile(workload: Workload, batch: int, precision: str, backend: str | None) -> SavedProfile:
-    """Saved-for-backward bytes at `batch`: the family's own profile when it has one, else FakeTensor
-    traces at batch 1 and 2, extrapolated linearly."""
+def _traces(workload: Workload, precision: str, backend: str | None, checkpointing: bool) -> tuple:
+    """FakeTensor traces of the step at TRACED_BATCHES, made once per setting and kept in `workload.traces`."""
+    key = (precision, backend, checkpointing)
+    if key not in workload.traces:
+        workload.traces[key] = tuple(trace_step(workload.model, b, precision, backend, workload.task, checkpointing)
+                                     for b in TRACED_BATCHES)
+    return workload.traces[key]
+
+
+def saved_profile(workload: Workload, batch: int, precision: str, backend: str | None,
+                  activation_checkpointing: bool = False) -> SavedProfile:
+    """Saved-for-backward bytes and the forward/backward transient at `batch`: the family's own profile when it
+    has one, else FakeTensor traces of the step at batch 1, 2 and 3 (saved bytes extrapolated linearly from 1
+    and 2; the transient as learnlib.memory.transient extrapolates it, above what `activation_checkpointing`
+    keeps: the checkpointed tensors and one recomputed block)."""
     backend = canonical_backend(backend) if backend is not None else None
     own = workload.family.saved_profile(workload, batch, precision, backend)
     if own is not None:
         return own
-    key = (precision, backend)
-    if key not in workload.traces:  # two FakeTensor traces per precision and backend, reused for every batch
-        workload.traces[key] = tuple(trace_saved(workload.model, b, precision, backend, workload.task)
-                                     for b in (1, 2))
-    one, two = workload.traces[key]
+    one, two = (t.saved for t in _traces(workload, precision, backend, False)[:2])
 
     def at(field: str) -> int:
         a, b = getattr(one, field), getattr(two, field)
         return a + (b - a) * (batch - 1)
 
-    return SavedProfile(at("activations"), at("checkpointed"), at("block_peak"), one.trained)
+    activation_checkpointing = activation_checkpointing and has_blocks(workload.model)  # else refused by the caller
+    traces = _traces(workload, precision, backend, activation_checkpointing)
+    peak = forward_backward_peak(traces, batch)
+    if peak is None:  # the ops differ between batch 2 and 3: trace this batch itself
+        key = (precision, backend, activation_checkpointing, batch)
+        if key not in workload.traces:
+            workload.traces[key] = trace_step(workload.model, batch, precision, backend, workload.task,
+                                              activation_checkpointing)
+        peak = max(workload.traces[key].levels, default=0)
+    held = at("checkpointed") + at("block_peak") if activation_checkpointing else at("activations")
+    return SavedProfile(at("activations"), at("checkpointed"), at("block_peak"), one.trained,
+                        step_transient(peak, 0, held))
 
 
 def estimate(model_or_experiment, batch_per_device: int, precision: str = "fp32", optimizer: str = "adamw",
@@ -141,15 +177,19 @@ def estimate_workload(workload: Workload, batch_per_device: int, precision: str,
         raise ValueError(f"activation checkpointing wraps `model.blocks`; {type(model).__name__} has none")
     if attention_backend is not None:
         attention_backend = canonical_backend(attention_backend)
-    profile = profile or saved_profile(workload, batch_per_device, precision, attention_backend)
+    profile = profile or saved_profile(workload, batch_per_device, precision, attention_backend,
+                                       activation_checkpointing)
     activations, recompute = profile.activations, 0
     if activation_checkpointing:
         activations, recompute = profile.checkpointed, profile.block_peak
     backend = attention_backend or _model_backend(model)
     parts = state_parts(model, precision, optimizer, strategy, world_size, profile.trained, ema)
+    # the optimizer step runs after backward has freed the activations: its temporaries count above them only
+    transient = step_transient(activations + recompute + profile.transient,
+                               optimizer_transient(parts["gradients"], optimizer), activations + recompute)
     return MemoryBreakdown(**parts,
                            frozen=workload.frozen_bytes, activations=activations, recompute_peak=recompute,
-                           transient=profile.transient,
+                           transient=transient,
                            batch_per_device=batch_per_device, precision=precision, optimizer=optimizer,
                            strategy=strategy, world_size=world_size,
                            activation_checkpointing=activation_checkpointing, attention_backend=backend)

@@ -19,12 +19,12 @@ GPUS = {
 }
 GPU_ALIASES = {"H200": "H200-141GB", "RTX4090": "RTX4090-24GB", "L40S": "L40S-48GB", "H100": "H100-80GB"}
 # What the estimate leaves out: the CUDA context with cuBLAS/cuDNN/NCCL workspaces (a fixed
-# amount) and allocator fragmentation plus transient buffers (gradients of activations, the
-# loss's temporaries: a share of the estimate).
+# amount) and allocator fragmentation (a share of the estimate). The step's transient tensors
+# (gradients of activations, the loss's temporaries) are in the estimate (learnlib.memory.transient).
 CONTEXT_GIB = 1.5
 SLACK = 0.10
 ALLOWANCE_NOTE = (f"allowance: {CONTEXT_GIB} GiB for the CUDA context and library workspaces, plus "
-                  f"{SLACK:.0%} of the estimate for allocator fragmentation and transient buffers")
+                  f"{SLACK:.0%} of the estimate for allocator fragmentation")
 
 
 def gpu_capacity(gpu: str) -> float:
@@ -57,11 +57,22 @@ def largest_batch(workload: Workload, gpu: str, precision: str, optimizer: str =
                                   budget_bytes)
     if own is not None:
         return own
-    one, two = (estimate_workload(workload, b, *settings, ema=ema,
-                                  profile=saved_profile(workload, b, precision, attention_backend))
-                for b in (1, 2))
-    per_item = two.total - one.total  # total(B) = one.total + per_item * (B - 1)
-    budget = budget_bytes - one.total
-    if budget < 0:
+    def total_at(batch: int) -> int:
+        return estimate_workload(workload, batch, *settings, ema=ema,
+                                 profile=saved_profile(workload, batch, precision, attention_backend,
+                                                         activation_checkpointing)).total
+
+    one, two = total_at(1), total_at(2)
+    if one > budget_bytes:
         return 0
-    return 1 + (math.floor(budget / per_item) if per_item > 0 else 10**9)
+    # the total is convex in the batch (linear, plus a transient whose peak may move to a steeper op): the
+    # line through batch 1 and 2 bounds it from below, so its crossing bounds the answer from above
+    per_item = two - one
+    hi = 1 + (math.floor((budget_bytes - one) / per_item) if per_item > 0 else 10**9)
+    if hi == 10**9 + 1 or total_at(hi) <= budget_bytes:
+        return hi
+    lo = 1
+    while hi - lo > 1:  # total_at(lo) fits, total_at(hi) does not
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if total_at(mid) <= budget_bytes else (lo, mid)
+    return lo

@@ -1,4 +1,5 @@
-"""Measured training memory: real tensors on CPU (saved-tensor hooks), the CUDA allocator's peak on GPU."""
+"""Measured training memory: real tensors on CPU (saved-tensor hooks, the allocator's total peak of a step), the
+CUDA allocator's peak on GPU."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from learnlib.nn.checkpointing import apply_activation_checkpointing, remove_act
 from learnlib.nn.optim import build_optimizer
 from learnlib.nn.precision import autocast
 from learnlib.nn.saved_tensors import SavedTensorTracker, storage_key
+from learnlib.nn.step_peak import StepPeak, measure_step_peak
 from learnlib.workloads import training_step
 
 
@@ -76,6 +78,33 @@ def measure_cpu(model: nn.Module, batch: int, precision: str = "fp32", optimizer
                            recompute_peak=0, batch_per_device=batch, precision=precision, optimizer=optimizer,
                            strategy="ddp", world_size=1, activation_checkpointing=activation_checkpointing,
                            attention_backend=backend or "model's own")
+
+
+def measure_total_peak(model: nn.Module, batch: int, precision: str = "fp32", optimizer: str = "adamw",
+                       activation_checkpointing: bool = False, backend: str | None = None,
+                       task: dict | None = None, seed: int = 0, with_saved: bool = False) -> StepPeak:
+    """The measured total peak of one training step of `model` (its registered workload) on CPU tensors.
+
+    The counterpart of `estimate(...).total` (learnlib.nn.step_peak): `state` is the parameters,
+    gradients (zeroed, not freed), optimizer states and buffers before the step, `step_peak` the highest
+    point torch's CPU allocator reaches above them during forward, backward and the optimizer step.
+    `with_saved` also measures what the forward saves for backward (`measure_activations`) into `saved`.
+    The model's weights are restored afterwards. fp16 runs on CUDA only."""
+    check_choice("precision", precision, PRECISIONS)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    if activation_checkpointing:
+        apply_activation_checkpointing(model)
+    try:
+        with use_backend(model, canonical_backend(backend) if backend is not None else None):
+            step = training_step(model, batch, generator=torch.Generator().manual_seed(seed), **(task or {}))
+            peak = measure_step_peak(model, step, precision, optimizer)
+            del step
+    finally:
+        if activation_checkpointing:
+            remove_activation_checkpointing(model)
+    if with_saved:
+        peak.saved = measure_activations(model, batch, precision, backend, activation_checkpointing, task, seed)
+    return peak
 
 
 def measure_cuda(model: nn.Module, batch: int, precision: str = "bf16", optimizer: str = "adamw",

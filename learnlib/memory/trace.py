@@ -1,13 +1,15 @@
-"""The estimate's structure measurement: one training forward pass on FakeTensors (shapes, no data, no FLOPs)."""
+"""The estimate's structure measurement: one training forward and backward on FakeTensors (shapes, no data, no FLOPs)."""
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
+from learnlib.nn.live_tensors import LiveTensors
 from learnlib.nn.precision import autocast
 from learnlib.nn.saved_tensors import SavedTensors, SavedTensorTracker
 from learnlib.workloads import SavedProfile, cpu_precision, family_of, training_step
@@ -55,11 +57,22 @@ def fake_state(model: nn.Module, mode: FakeTensorMode):
             store[name] = t
 
 
-def trace_saved(model: nn.Module, batch: int, precision: str, backend: str | None = None,
-                task: dict | None = None) -> SavedProfile:
-    """What one training forward of `model` on `batch` items saves for backward, traced on FakeTensors (CPU).
+@dataclass(frozen=True)
+class StepTrace:
+    """One traced training step: what its forward saves, and the live bytes after each allocation of its
+    forward and backward (learnlib.nn.live_tensors; gradients already allocated, as in every step but the first)."""
 
-    `backend` is a learnlib.nn.backends attention name (None: the model's own)."""
+    saved: SavedProfile
+    levels: tuple[int, ...]
+
+
+def trace_step(model: nn.Module, batch: int, precision: str, backend: str | None = None,
+               task: dict | None = None, activation_checkpointing: bool = False) -> StepTrace:
+    """One training forward and backward of `model` on `batch` items, traced on FakeTensors (CPU).
+
+    `backend` is a learnlib.nn.backends attention name (None: the model's own). With
+    `activation_checkpointing` every block of `model.blocks` is checkpointed (the saved tensors then
+    count what the checkpoints keep, and the backward recomputes each block)."""
     from learnlib.nn.checkpointing import (
         apply_activation_checkpointing,
         is_checkpointed,
@@ -69,22 +82,40 @@ def trace_saved(model: nn.Module, batch: int, precision: str, backend: str | Non
     mode = FakeTensorMode(allow_non_fake_inputs=True)
     was_training = model.training
     checkpointed = any(is_checkpointed(block) for block in getattr(model, "blocks", ()))
-    remove_activation_checkpointing(model)  # traced plain; checkpointing is a setting of the estimate
+    remove_activation_checkpointing(model)  # checkpointing is a setting of the estimate, not of the model
+    if activation_checkpointing:
+        apply_activation_checkpointing(model)
     model.train()
     try:
         with fake_state(model, mode), attention_backend(model, cpu_backend(backend)), mode:
+            for p in model.parameters():
+                if p.requires_grad:
+                    p.grad = torch.zeros_like(p)
             step = training_step(model, batch, **(task or {}))
             result: SavedTensors
-            with SavedTensorTracker(model) as result, autocast(cpu_precision(precision), "cpu"):
-                loss = step()
-            trained = reached_parameters(model, loss)
+            with LiveTensors() as live:
+                with SavedTensorTracker(model) as result, autocast(cpu_precision(precision), "cpu"):
+                    loss = step()
+                trained = reached_parameters(model, loss)
+                loss.backward()
+                del loss
     finally:
         model.train(was_training)
+        remove_activation_checkpointing(model)
         if checkpointed:
             apply_activation_checkpointing(model)
     blocks = len(getattr(model, "blocks", ()))
     per_block = result.per_block(blocks) if blocks else [0]
-    return SavedProfile(result.total, result.kept_with_checkpointing, max(per_block), trained)
+    saved = SavedProfile(result.total, result.kept_with_checkpointing, max(per_block), trained)
+    return StepTrace(saved, tuple(live.levels))
+
+
+def trace_saved(model: nn.Module, batch: int, precision: str, backend: str | None = None,
+                task: dict | None = None) -> SavedProfile:
+    """What one training forward of `model` on `batch` items saves for backward, traced on FakeTensors (CPU).
+
+    `backend` is a learnlib.nn.backends attention name (None: the model's own)."""
+    return trace_step(model, batch, precision, backend, task).saved
 
 
 def reached_parameters(model: nn.Module, loss: torch.Tensor) -> frozenset:

@@ -16,10 +16,9 @@ import torch
 from torch import nn
 
 from learnlib.nn.checkpointing import apply_activation_checkpointing, remove_activation_checkpointing
-from learnlib.nn.cpu_peak import CpuPeak
-from learnlib.nn.optim import build_optimizer
 from learnlib.nn.precision import autocast
 from learnlib.nn.saved_tensors import SavedTensorTracker, storage_key
+from learnlib.nn.step_peak import StepPeak, measure_step_peak
 from learnlib.slat.losses import TINY_LOSS_WEIGHTS, SLatLossWeights, render_views, slat_vae_loss
 from learnlib.sparse import SparseTensor
 from learnlib.splat.cameras import hammersley_cameras
@@ -143,70 +142,28 @@ def measure_saved(model: nn.Module, num_voxels: int, image_size: int, views: int
     return SLatSaved(saved.per_block(len(blocks)), sum(outside.values()), sum(new_inputs.values()), total)
 
 
-@dataclass
-class SLatPeak:
-    """The CPU memory of one whole SLat training step (forward, backward, AdamW step), in bytes."""
-
-    state: int  # parameters, gradients, AdamW moments and buffers, allocated before the step
-    step_peak: int  # the most the step allocates above `state` (saved tensors and every transient)
-    saved: int | None = None  # what its forward saves for backward (`measure_saved`'s total), when asked
-
-    @property
-    def total(self) -> int:
-        """The measured total peak: `state` + `step_peak`."""
-        return self.state + self.step_peak
-
-
-def _tensor_bytes(tensors) -> int:
-    seen = {storage_key(t): t.untyped_storage().nbytes() for t in tensors}
-    return sum(seen.values())
-
-
 def measure_peak(model: nn.Module, num_voxels: int, image_size: int, views: int = 1, objects: int = 1,
                  precision: str = "fp32", backend: str | None = None,
                  weights: SLatLossWeights = TINY_LOSS_WEIGHTS, lpips_fn: nn.Module | None = None,
-                 seed: int = 0, with_saved: bool = False) -> SLatPeak:
-    """The measured total peak of one SLat training step on CPU tensors (torch's CPU allocator).
+                 seed: int = 0, with_saved: bool = False) -> StepPeak:
+    """The measured total peak of one SLat training step on CPU tensors (learnlib.nn.step_peak).
 
-    A first step creates the gradients and AdamW moments; the gradients are then zeroed, not freed
-    (they count in the estimate's total for the whole step), and the second step is measured:
-    `state` is what lives before it, `step_peak` the highest point above that during forward,
-    backward (the rasterizer's (pixel, Gaussian) temporaries, the gradients of activations) and the
-    optimizer step. `backend` is a sparse attention backend ("reference" or "sdpa"). The model's
-    weights are restored afterwards; `with_saved` also runs `measure_saved` for `saved`."""
+    `state` is what lives before the measured step (parameters, zeroed gradients, AdamW moments,
+    buffers), `step_peak` the highest point above that during forward, backward (the rasterizer's
+    (pixel, Gaussian) temporaries, the gradients of activations) and the optimizer step. `backend` is a
+    sparse attention backend ("reference" or "sdpa"). `with_saved` also runs `measure_saved` for `saved`."""
     blocks = list(model.blocks)
-    weights_before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     changed = [(block.attn, block.attn.backend) for block in blocks] if backend is not None else []
     for attn, _ in changed:
         attn.backend = backend
-    was_training = model.training
-    model.train()
     try:
-        opt = build_optimizer(model, 1e-6, 0.0)
-        generator = torch.Generator().manual_seed(seed)
-        step = training_step(model, num_voxels, image_size, views, objects, weights, lpips_fn, generator)
-
-        def run():
-            with autocast(precision, "cpu"):
-                loss = step()
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=False)
-
-        run()
-        grads = [p.grad for p in model.parameters() if p.grad is not None]
-        moments = [v for st in opt.state.values() for v in st.values() if isinstance(v, torch.Tensor)]
-        state = _tensor_bytes([*model.parameters(), *model.buffers(), *grads, *moments])
-        with CpuPeak() as peak:
-            run()
-        opt.zero_grad(set_to_none=True)
+        step = training_step(model, num_voxels, image_size, views, objects, weights, lpips_fn,
+                             torch.Generator().manual_seed(seed))
+        peak = measure_step_peak(model, step, precision)
     finally:
-        model.load_state_dict(weights_before)
         for attn, old in changed:
             attn.backend = old
-        model.train(was_training)
-    saved = None
     if with_saved:
-        saved = measure_saved(model, num_voxels, image_size, views, objects, precision, backend, False, weights,
-                              lpips_fn, seed).total
-    return SLatPeak(state, peak.peak, saved)
+        peak.saved = measure_saved(model, num_voxels, image_size, views, objects, precision, backend, False, weights,
+                                   lpips_fn, seed).total
+    return peak
